@@ -1,0 +1,464 @@
+"""Vectorised analysis of a run: requests table, timeseries, events and summary.json.
+
+Reads only the recorder's arrays and the run's names (a RawRun), never live model objects.
+No Python loop runs per request: everything is numpy over whole columns.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import theory
+from ..engine import RawRun
+from ..record import CODES, CONN_CLOSED, CONN_OPENED, CONN_REJECTED, ERROR_CODES, OK
+from ..scenario import parse_expect
+
+PERCENTILES = (50, 95, 99)
+
+
+def rnd(x: Any, digits: int = 6) -> Any:
+    """JSON-safe rounding: floats to ``digits`` decimals, NaN/inf to None, numpy scalars to Python."""
+    if x is None or isinstance(x, str):
+        return x
+    if isinstance(x, bool | np.bool_):
+        return bool(x)
+    if isinstance(x, int | np.integer):
+        return int(x)
+    x = float(x)
+    if not math.isfinite(x):
+        return None
+    return round(x, digits)
+
+
+def latency_stats(latency_ms: np.ndarray) -> dict[str, Any]:
+    if latency_ms.size == 0:
+        return {"mean": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+    p = np.percentile(latency_ms, PERCENTILES)
+    return {
+        "mean": rnd(latency_ms.mean()),
+        "p50": rnd(p[0]),
+        "p95": rnd(p[1]),
+        "p99": rnd(p[2]),
+        "max": rnd(latency_ms.max()),
+    }
+
+
+def step_levels(t: np.ndarray, delta: np.ndarray, initial: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A step function from change times and sizes (time-sorted): (distinct times, level after them).
+
+    Changes at the same instant are applied together, so a stop and a start at one time do not
+    count as a momentary peak.
+    """
+    if t.size == 0:
+        return t, np.asarray([], dtype=np.float64)
+    level = initial + np.cumsum(delta, dtype=np.float64)
+    last_of_time = np.flatnonzero(np.r_[t[1:] != t[:-1], True])
+    return t[last_of_time], level[last_of_time]
+
+
+def peak_in(times: np.ndarray, levels: np.ndarray, start: float, end: float, initial: float = 0.0) -> float:
+    """Highest level of a step function on [start, end]."""
+    before = np.searchsorted(times, start, side="right") - 1
+    at_start = levels[before] if before >= 0 else initial
+    inside = levels[(times > start) & (times <= end)]
+    return float(max(at_start, inside.max())) if inside.size else float(at_start)
+
+
+def level_at(times: np.ndarray, levels: np.ndarray, at: np.ndarray, initial: float = 0.0) -> np.ndarray:
+    idx = np.searchsorted(times, at, side="right") - 1
+    out = np.where(idx >= 0, levels[np.clip(idx, 0, None)] if levels.size else initial, initial)
+    return out.astype(np.float64)
+
+
+def binned_percentiles(bins: np.ndarray, values: np.ndarray, n_bins: int, q: float) -> np.ndarray:
+    """The q-quantile (0..1, linear interpolation) of ``values`` per integer bin; NaN for empty bins."""
+    out = np.full(n_bins, np.nan)
+    if values.size == 0:
+        return out
+    order = np.lexsort((values, bins))
+    b, v = bins[order], values[order]
+    counts = np.bincount(b, minlength=n_bins)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    has = counts > 0
+    pos = q * (counts[has] - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, counts[has] - 1)
+    frac = pos - lo
+    base = starts[has]
+    out[has] = v[base + lo] * (1 - frac) + v[base + hi] * frac
+    return out
+
+
+class Analysis:
+    """Tables and summary of one run."""
+
+    def __init__(self, raw: RawRun) -> None:
+        self.raw = raw
+        s = raw.scenario
+        self.scenario = s
+        self.warmup = s.warmup
+        self.duration = s.duration
+        self.cols = raw.recorder.requests()
+        c = self.cols
+        self.window = (c["t_arrive"] >= self.warmup) & (c["t_arrive"] < self.duration)
+        self.ok = c["code"] == OK
+        self.latency_ms = (c["t_end"] - c["t_arrive"]) * 1000.0
+        query_kind = np.array([q.kind == "write" for q in raw.queries], dtype=bool)
+        self.is_write = query_kind[c["query"]] if c["query"].size else np.zeros(0, dtype=bool)
+
+    # ------------------------------------------------------------------ tables
+
+    def requests_frame(self) -> pd.DataFrame:
+        c = self.cols
+        raw = self.raw
+        query_names = [q.name for q in raw.queries]
+        service_of_query = np.array([raw.services.index(q.service) for q in raw.queries], dtype=np.int16)
+        return pd.DataFrame(
+            {
+                "t_arrive": c["t_arrive"],
+                "t_acquired": c["t_acquired"],
+                "t_start": c["t_start"],
+                "t_end": c["t_end"],
+                "service": pd.Categorical.from_codes(
+                    service_of_query[c["query"]] if c["query"].size else np.zeros(0, np.int16), raw.services
+                ),
+                "query": pd.Categorical.from_codes(c["query"], query_names),
+                "kind": pd.Categorical.from_codes(self.is_write.astype(np.int8), ["read", "write"]),
+                "instance": pd.Categorical.from_codes(c["instance"], [i.name for i in raw.instances]),
+                "code": pd.Categorical.from_codes(c["code"], list(CODES)),
+                "task": c["task"],
+                "key": c["key"],
+                "session": c["session"],
+            }
+        )
+
+    def events_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.raw.recorder.events, columns=["time_s", "kind", "target", "detail"])
+
+    def timeseries(self) -> pd.DataFrame:
+        raw = self.raw
+        interval = self.scenario.timeseries_interval
+        n = round(self.duration / interval)
+        edges_end = (np.arange(n) + 1) * interval
+        ts: dict[str, np.ndarray] = {"time_s": np.arange(n) * interval}
+        samples = {k: v[:n] for k, v in raw.samples.items()}
+        names = [i.name for i in raw.instances]
+
+        def per_instance(metric: str) -> list[np.ndarray]:
+            return [samples.get(f"{metric}.{name}", np.zeros(n)) for name in names]
+
+        conns, cpu, load = (
+            per_instance("DatabaseConnections"),
+            per_instance("CPUUtilization"),
+            per_instance("DBLoad"),
+        )
+        ts["DatabaseConnections"] = np.sum(conns, axis=0)
+        ts["CPUUtilization"] = np.mean(cpu, axis=0)
+        ts["DBLoad"] = np.sum(load, axis=0)
+        for name, a, b, d in zip(names, conns, cpu, load, strict=True):
+            ts[f"DatabaseConnections.{name}"] = a
+            ts[f"CPUUtilization.{name}"] = b
+            ts[f"DBLoad.{name}"] = d
+
+        conn = raw.recorder.connections()
+        attempts = conn["kind"] != CONN_CLOSED
+        ts["ConnectionAttempts"] = np.zeros(n)
+        for i, name in enumerate(names):
+            mine = conn["instance"] == i
+            att = _rate(conn["t"][mine & attempts], n, interval)
+            ts[f"ConnectionAttempts.{name}"] = att
+            ts["ConnectionAttempts"] = ts["ConnectionAttempts"] + att
+            ts[f"ConnectionsRejected.{name}"] = _rate(
+                conn["t"][mine & (conn["kind"] == CONN_REJECTED)], n, interval
+            )
+
+        dem = raw.recorder.demands()
+        t_all, lvl_all = step_levels(dem["t"], dem["delta"])
+        ts["ConnectionDemand"] = level_at(t_all, lvl_all, edges_end)
+        for e, endpoint in enumerate(raw.endpoints):
+            mine = dem["endpoint"] == e
+            if mine.any():
+                te, le = step_levels(dem["t"][mine], dem["delta"][mine])
+                ts[f"ConnectionDemand.{endpoint}"] = level_at(te, le, edges_end)
+
+        c = self.cols
+        bins = (
+            np.minimum((c["t_end"] / interval).astype(np.int64), n - 1)
+            if c["t_end"].size
+            else np.zeros(0, np.int64)
+        )
+        ts["Requests"] = np.bincount(bins[self.ok], minlength=n)[:n] / interval
+        ts["Errors"] = np.bincount(bins[~self.ok], minlength=n)[:n] / interval
+        for code in np.unique(c["code"][~self.ok]):
+            ts[f"Errors.{CODES[code]}"] = np.bincount(bins[c["code"] == code], minlength=n)[:n] / interval
+        ok_bins, ok_lat = bins[self.ok], self.latency_ms[self.ok]
+        ts["LatencyP50"] = binned_percentiles(ok_bins, ok_lat, n, 0.50)
+        ts["LatencyP99"] = binned_percentiles(ok_bins, ok_lat, n, 0.99)
+        acquired = ~np.isnan(c["t_acquired"])
+        wait_ms = (c["t_acquired"][acquired] - c["t_arrive"][acquired]) * 1000.0
+        ts["AcquireWaitP99"] = binned_percentiles(
+            np.minimum((c["t_acquired"][acquired] / interval).astype(np.int64), n - 1), wait_ms, n, 0.99
+        )
+        for k, v in samples.items():
+            if k.startswith("Tasks."):
+                ts[k] = v
+        return pd.DataFrame(ts)
+
+    # ----------------------------------------------------------------- summary
+
+    def summary(self) -> dict[str, Any]:
+        s = self.scenario
+        raw = self.raw
+        c = self.cols
+        w = self.window
+        ok_w = w & self.ok
+        failed_w = w & ~self.ok
+        codes_w = c["code"][failed_w]
+        errors = {
+            name: int(n) for name, n in zip(CODES, np.bincount(codes_w, minlength=len(CODES)), strict=False)
+        }
+        measured_s = self.duration - self.warmup
+
+        by_query: dict[str, Any] = {}
+        names = [q.name for q in raw.queries]
+        for qi, q in enumerate(raw.queries):
+            key = q.name if names.count(q.name) == 1 else f"{q.service}.{q.name}"
+            mine = c["query"] == qi
+            by_query[key] = {
+                "service": q.service,
+                "kind": q.kind,
+                "route": q.route,
+                "total": int((w & mine).sum()),
+                "ok": int((ok_w & mine).sum()),
+                "failed": int((failed_w & mine).sum()),
+                "latency_ms": latency_stats(self.latency_ms[ok_w & mine]),
+            }
+
+        acquired = w & ~np.isnan(c["t_acquired"])
+        waits_ms = (c["t_acquired"][acquired] - c["t_arrive"][acquired]) * 1000.0
+        pool_failures = (
+            failed_w
+            & np.isnan(c["t_acquired"])
+            & np.isin(c["code"], [CODES.index("acquire_timeout"), CODES.index("too_many_connections")])
+        )
+
+        summary: dict[str, Any] = {
+            "scenario": s.name,
+            "seed": s.seed,
+            "duration_s": rnd(self.duration),
+            "warmup_s": rnd(self.warmup),
+            "requests": {
+                "total": int(w.sum()),
+                "ok": int(ok_w.sum()),
+                "failed": int(failed_w.sum()),
+                "errors": {code: errors[code] for code in ERROR_CODES},
+                "throughput_per_s": rnd(ok_w.sum() / measured_s),
+                "in_flight_at_end": raw.in_flight_at_end,
+            },
+            "latency_ms": latency_stats(self.latency_ms[ok_w]),
+            "by_query": by_query,
+            "connections": self._connections(),
+            "pool": {
+                "acquire_wait_ms": {
+                    "mean": rnd(waits_ms.mean()) if waits_ms.size else 0.0,
+                    "p99": rnd(np.percentile(waits_ms, 99)) if waits_ms.size else 0.0,
+                },
+                "acquire_timeouts": int(pool_failures.sum()),
+            },
+            "availability": self._availability(),
+            "replication": {
+                "lag_ms": {"mean": 0.0, "p99": 0.0, "max": 0.0},
+                "reads_on_replicas": int((ok_w & ~self.is_write & (c["instance"] > 0)).sum()),
+                "stale_reads": 0,
+                "stale_read_fraction": 0.0,
+                "read_your_writes_violations": 0,
+            },
+            "storage": {
+                "commit_ms": {"mean": 0.0, "p99": 0.0},
+                "write_quorum_lost_s": 0.0,
+                "read_quorum_lost_s": 0.0,
+                "data_loss": False,
+            },
+            "failovers": [],
+            "proxy": {
+                "borrow_latency_ms": {"mean": 0.0, "p99": 0.0},
+                "borrow_timeouts": 0,
+                "peak_client_connections": 0,
+                "peak_db_connections": 0,
+            },
+            "lambda": {"invocations": 0, "throttles": 0, "cold_starts": 0, "peak_concurrency": 0},
+            "serverless": {
+                "acu_hours": 0.0,
+                "peak_acu": 0.0,
+                "min_acu": 0.0,
+                "final_acu": 0.0,
+                "cost_usd": 0.0,
+            },
+            "theory": self._theory(),
+        }
+        summary["expect"] = evaluate_expectations(s.expect, summary)
+        return summary
+
+    def _connections(self) -> dict[str, Any]:
+        raw = self.raw
+        conn = raw.recorder.connections()
+        in_window = (conn["t"] >= self.warmup) & (conn["t"] <= self.duration)
+        delta = np.where(conn["kind"] == CONN_OPENED, 1, np.where(conn["kind"] == CONN_CLOSED, -1, 0))
+        t_all, lvl_all = step_levels(conn["t"], delta)
+        by_instance = {}
+        for i, inst in enumerate(raw.instances):
+            mine = conn["instance"] == i
+            ti, li = step_levels(conn["t"][mine], delta[mine])
+            by_instance[inst.name] = int(peak_in(ti, li, self.warmup, self.duration))
+        dem = raw.recorder.demands()
+        td, ld = step_levels(dem["t"], dem["delta"])
+        by_endpoint = {}
+        for e, endpoint in enumerate(raw.endpoints):
+            mine = dem["endpoint"] == e
+            if mine.any():
+                te, le = step_levels(dem["t"][mine], dem["delta"][mine])
+                by_endpoint[endpoint] = int(peak_in(te, le, self.warmup, self.duration))
+        return {
+            "peak_db": int(peak_in(t_all, lvl_all, self.warmup, self.duration)),
+            "peak_db_by_instance": by_instance,
+            "max_connections": {i.name: i.max_connections for i in raw.instances},
+            "peak_demand": int(peak_in(td, ld, self.warmup, self.duration)),
+            "peak_demand_by_endpoint": by_endpoint,
+            "opened": int((in_window & (conn["kind"] == CONN_OPENED)).sum()),
+            "rejected": int((in_window & (conn["kind"] == CONN_REJECTED)).sum()),
+            "closed": int((in_window & (conn["kind"] == CONN_CLOSED)).sum()),
+        }
+
+    def _availability(self) -> dict[str, Any]:
+        windows: list[dict[str, Any]] = []
+        totals = {}
+        for kind, mask in (("write", self.is_write), ("read", ~self.is_write)):
+            found = downtime_windows(self.cols["t_end"][mask], self.ok[mask], self.warmup, self.duration)
+            totals[kind] = sum(e - s for s, e in found)
+            windows += [{"start_s": rnd(s), "end_s": rnd(e), "kind": kind} for s, e in found]
+        windows.sort(key=lambda x: (x["start_s"], x["kind"]))
+        return {
+            "write_downtime_s": rnd(totals["write"]),
+            "read_downtime_s": rnd(totals["read"]),
+            "windows": windows,
+        }
+
+    def _theory(self) -> dict[str, Any]:
+        raw = self.raw
+        s = self.scenario
+        out: dict[str, Any] = {}
+        writer = raw.instances[0]
+        q = theory.queueing(s, writer.vcpu)
+        if q is not None:
+            c = self.cols
+            on_writer = self.window & self.ok & (c["instance"] == 0)
+            waits = c["t_start"][on_writer] - c["t_acquired"][on_writer]
+            measured = self.duration - self.warmup
+            q = {k: rnd(v) for k, v in q.items()}
+            q["instance"] = writer.name
+            load = raw.samples.get(f"DBLoad.{writer.name}")
+            cpu = raw.samples.get(f"CPUUtilization.{writer.name}")
+            first = round(self.warmup / s.timeseries_interval)
+            q["simulated"] = {
+                "utilization": rnd(cpu[first:].mean() / 100.0)
+                if cpu is not None and cpu[first:].size
+                else None,
+                "p_wait": rnd((waits > 0).mean()) if waits.size else None,
+                "wq_ms": rnd(waits.mean() * 1000) if waits.size else None,
+                "throughput_per_s": rnd(on_writer.sum() / measured),
+                "little_l": rnd(load[first:].mean()) if load is not None and load[first:].size else None,
+            }
+            out["queueing"] = q
+        members = {"writer": [raw.instances[0].name]}
+        readers = [i.name for i in raw.instances if i.role == "reader"]
+        members["reader"] = readers or [raw.instances[0].name]
+        for r, inst in zip(s.cluster.readers, raw.instances[1:], strict=False):
+            if r.endpoint:
+                members.setdefault(f"custom:{r.endpoint}", []).append(inst.name)
+        limits = {i.name: i.max_connections for i in raw.instances}
+        out["connection_budget"] = theory.connection_budget(s, limits, members)
+        return out
+
+
+def _rate(times: np.ndarray, n: int, interval: float) -> np.ndarray:
+    if times.size == 0:
+        return np.zeros(n)
+    return np.bincount(np.minimum((times / interval).astype(np.int64), n - 1), minlength=n)[:n] / interval
+
+
+def downtime_windows(
+    t_end: np.ndarray, ok: np.ndarray, start: float, end: float
+) -> list[tuple[float, float]]:
+    """Client-seen downtime: from a failure to the next success (by completion time), clipped to [start, end].
+
+    Requests of every client are merged: one success anywhere ends a window.
+    """
+    if t_end.size == 0:
+        return []
+    order = np.argsort(t_end, kind="stable")
+    t, good = t_end[order], ok[order]
+    bad = np.flatnonzero(~good)
+    if bad.size == 0:
+        return []
+    previous_ok = np.r_[True, good[:-1]]
+    first_bad = bad[previous_ok[bad]]
+    good_idx = np.flatnonzero(good)
+    nxt = np.searchsorted(good_idx, first_bad)
+    ends = np.where(nxt < good_idx.size, t[good_idx[np.minimum(nxt, good_idx.size - 1)]], end)
+    starts = t[first_bad]
+    s_clip, e_clip = np.clip(starts, start, end), np.clip(ends, start, end)
+    keep = e_clip > s_clip
+    return [(float(a), float(b)) for a, b in zip(s_clip[keep], e_clip[keep], strict=True)]
+
+
+def lookup(summary: dict[str, Any], path: str) -> Any:
+    node: Any = summary
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise KeyError(part)
+    return node
+
+
+def evaluate_expectations(checks: list[str], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    from ..errors import SimdbError
+
+    ops = {
+        "==": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
+    }
+    results = []
+    for check in checks:
+        path, op, expected = parse_expect(check)
+        try:
+            value = lookup(summary, path)
+        except KeyError:
+            import difflib
+
+            candidates = list(_paths(summary))
+            close = difflib.get_close_matches(path, candidates, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SimdbError(f"expect: {check!r}: summary has no {path!r}{hint}") from None
+        if isinstance(value, dict | list) or value is None:
+            raise SimdbError(f"expect: {check!r}: {path!r} is not a number")
+        results.append({"check": check, "value": rnd(value), "passed": bool(ops[op](float(value), expected))})
+    return results
+
+
+def _paths(node: Any, prefix: str = ""):  # type: ignore[no-untyped-def]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, f"{prefix}.{k}" if prefix else k)
+    elif prefix:
+        yield prefix

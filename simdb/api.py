@@ -1,0 +1,178 @@
+"""The Python API the CLI and notebooks share: run a scenario, get a Result, save it atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from . import __version__
+from .analysis.metrics import Analysis
+from .engine import simulate
+from .errors import ScenarioError, SimdbError
+from .scenario import Scenario, from_raw, load, resolved
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+def bundled_dir() -> Path:
+    """Where the bundled scenarios live: inside the installed package, or the source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_bundled_scenarios", here.parent / "scenarios"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "scenarios"
+
+
+def bundled() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(bundled_dir().glob("*.yaml"))}
+
+
+def find_scenario(name_or_path: str | Path) -> Path:
+    """A scenario file path, or the bundled scenario of that name (`quickstart`)."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    known = bundled()
+    if str(name_or_path) in known:
+        return known[str(name_or_path)]
+    if path.suffix in SCENARIO_SUFFIXES or "/" in str(name_or_path):
+        raise ScenarioError("no such file", source=str(name_or_path))
+    import difflib
+
+    close = difflib.get_close_matches(str(name_or_path), list(known), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ScenarioError(f"no such file or bundled scenario; {hint}see `simdb list`", source=str(name_or_path))
+
+
+@dataclass
+class Result:
+    """One run: the resolved scenario, summary.json as a dict, and the tables behind it."""
+
+    scenario: Scenario
+    summary: dict[str, Any]
+    requests: pd.DataFrame
+    timeseries: pd.DataFrame
+    events: pd.DataFrame
+    run_info: dict[str, Any] = field(default_factory=dict)
+    out_dir: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        """True when every `expect:` check held (or there were none)."""
+        return all(e["passed"] for e in self.summary["expect"])
+
+    def summary_json(self) -> str:
+        return json.dumps(self.summary, indent=2, allow_nan=False) + "\n"
+
+    def save(self, out: str | Path, plots: bool = True) -> Path:
+        """Write the results folder; it appears complete or not at all (temp folder + rename)."""
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+        if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists():
+            raise SimdbError(f"{out}: exists and is not a simdb results folder; choose another --out")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp.mkdir()
+            (tmp / "summary.json").write_text(self.summary_json())
+            (tmp / "run.json").write_text(json.dumps(self.run_info, indent=2) + "\n")
+            (tmp / "scenario.resolved.yaml").write_text(
+                yaml.safe_dump(resolved(self.scenario), sort_keys=False, allow_unicode=True)
+            )
+            self.timeseries.to_csv(tmp / "timeseries.csv", index=False, float_format="%.6g")
+            self.events.to_csv(tmp / "events.csv", index=False)
+            self.requests.to_parquet(tmp / "requests.parquet", index=False)
+            if plots:
+                from . import plots as plotting
+
+                plotting.write_all(self.timeseries, self.events, self.summary, tmp / "plots")
+            if out.exists():
+                old = out.parent / f".{out.name}.old-{os.getpid()}"
+                out.rename(old)
+                tmp.rename(out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.out_dir = out
+        return out
+
+
+def default_out(scenario: Scenario, root: str | Path = "runs") -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path(root) / scenario.name / f"{stamp}-seed{scenario.seed}"
+
+
+def prepare(
+    scenario: str | Path | Scenario | dict,
+    *,
+    seed: int | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    duration: float | str | None = None,
+) -> Scenario:
+    """A validated Scenario from a file path, a bundled name, raw data or a Scenario."""
+    if isinstance(scenario, Scenario):
+        raw: Any = resolved(scenario)
+        return from_raw(raw, overrides=overrides, seed=seed, duration=duration)
+    if isinstance(scenario, dict):
+        return from_raw(json.loads(json.dumps(scenario)), overrides=overrides, seed=seed, duration=duration)
+    return load(find_scenario(scenario), overrides=overrides, seed=seed, duration=duration)
+
+
+def run(
+    scenario: str | Path | Scenario | dict,
+    *,
+    seed: int | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    duration: float | str | None = None,
+    out: str | Path | None = None,
+    plots: bool = True,
+    progress: Callable[[float], None] | None = None,
+) -> Result:
+    """Run a scenario and analyse it. With ``out`` the results folder is written there.
+
+    >>> r = run("quickstart", seed=1, duration="20s")   # doctest: +SKIP
+    >>> r.summary["requests"]["ok"] > 0                 # doctest: +SKIP
+    True
+    """
+    s = prepare(scenario, seed=seed, overrides=overrides, duration=duration)
+    raw = simulate(s, progress)
+    started = time.perf_counter()
+    analysis = Analysis(raw)
+    summary = analysis.summary()
+    result = Result(
+        scenario=s,
+        summary=summary,
+        requests=analysis.requests_frame(),
+        timeseries=analysis.timeseries(),
+        events=analysis.events_frame(),
+    )
+    n = len(raw.recorder)
+    result.run_info = {
+        "simdb_version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "simulation_wall_s": round(raw.wall_s, 3),
+        "analysis_wall_s": round(time.perf_counter() - started, 3),
+        "events_processed": raw.events_processed,
+        "events_per_s": round(raw.events_processed / raw.wall_s) if raw.wall_s else None,
+        "requests_recorded": n,
+        "requests_per_s": round(n / raw.wall_s) if raw.wall_s else None,
+    }
+    if out is not None:
+        result.save(out, plots=plots)
+    return result

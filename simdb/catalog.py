@@ -1,0 +1,130 @@
+"""Instance classes and the engines' max_connections defaults.
+
+Figures are carried in docs/facts.md with their sources (keys `instance.classes`,
+`max_connections.postgres`, `max_connections.mysql`, `instance.class_memory`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class InstanceClass:
+    name: str
+    vcpu: int
+    memory_gib: float
+
+
+def _family(prefix: str, sizes: dict[str, tuple[int, float]]) -> dict[str, InstanceClass]:
+    return {f"{prefix}.{s}": InstanceClass(f"{prefix}.{s}", v, m) for s, (v, m) in sizes.items()}
+
+
+# FACTS: instance.classes (AWS "DB instance classes", hardware specifications)
+_MEMORY_OPTIMIZED = {
+    "large": (2, 16),
+    "xlarge": (4, 32),
+    "2xlarge": (8, 64),
+    "4xlarge": (16, 128),
+    "8xlarge": (32, 256),
+    "12xlarge": (48, 384),
+    "16xlarge": (64, 512),
+}
+_GENERAL = {
+    "large": (2, 8),
+    "xlarge": (4, 16),
+    "2xlarge": (8, 32),
+    "4xlarge": (16, 64),
+    "8xlarge": (32, 128),
+    "12xlarge": (48, 192),
+    "16xlarge": (64, 256),
+}
+_BURSTABLE = {
+    "micro": (2, 1),
+    "small": (2, 2),
+    "medium": (2, 4),
+    "large": (2, 8),
+    "xlarge": (4, 16),
+    "2xlarge": (8, 32),
+}
+
+INSTANCE_CLASSES: dict[str, InstanceClass] = {
+    **_family("db.r6g", _MEMORY_OPTIMIZED),
+    **_family("db.r7g", _MEMORY_OPTIMIZED),
+    **_family("db.r5", {**_MEMORY_OPTIMIZED, "24xlarge": (96, 768)}),
+    **_family("db.m6g", _GENERAL),
+    **_family("db.t4g", _BURSTABLE),
+}
+
+ENGINES = ("aurora-postgresql", "aurora-mysql", "postgres", "mysql")
+
+# assumed: DBInstanceClassMemory (class memory less what the OS and RDS processes reserve) is 95.5% of the
+# class memory. That reproduces the published Aurora PostgreSQL defaults for db.r6g; published defaults
+# imply 89-96.5% across families (FACTS: instance.class_memory). Used where no table is published.
+CLASS_MEMORY_FRACTION = 0.955
+
+
+def instance_class_memory(memory_gib: float) -> float:
+    """DBInstanceClassMemory in bytes for a class with ``memory_gib`` of nominal memory."""
+    return memory_gib * GIB * CLASS_MEMORY_FRACTION
+
+
+def _by_size(values: dict[str, int], families: tuple[str, ...]) -> dict[str, int]:
+    return {f"{family}.{size}": v for family in families for size, v in values.items()}
+
+
+_BIG = ("2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge")
+
+# FACTS: max_connections.postgres — Aurora PostgreSQL's published defaults (db.r7g assumed equal to db.r6g,
+# which the table does not list yet)
+AURORA_POSTGRES_DEFAULTS: dict[str, int] = {
+    **_by_size({"large": 1722, "xlarge": 3479, **dict.fromkeys(_BIG, 5000)}, ("db.r6g", "db.r7g")),
+    **_by_size({"large": 1600, "xlarge": 3300, **dict.fromkeys(_BIG, 5000)}, ("db.r5",)),
+    "db.t4g.medium": 405,
+    "db.t4g.large": 844,
+}
+
+# FACTS: max_connections.mysql — Aurora MySQL's published per-class defaults
+AURORA_MYSQL_DEFAULTS: dict[str, int] = {
+    **_by_size(
+        {
+            "large": 1000,
+            "xlarge": 2000,
+            "2xlarge": 3000,
+            "4xlarge": 4000,
+            "8xlarge": 5000,
+            "12xlarge": 6000,
+            "16xlarge": 6000,
+        },
+        ("db.r5", "db.r6g", "db.r7g"),
+    ),
+    "db.r5.24xlarge": 7000,
+    "db.t4g.medium": 90,
+    "db.t4g.large": 135,
+}
+
+# Aurora runs on these classes only (no db.m6g, and of db.t4g only medium and large)
+AURORA_CLASSES = frozenset(AURORA_POSTGRES_DEFAULTS)
+
+
+def default_max_connections(engine: str, instance_class: str, memory_gib: float) -> int:
+    """The engine's default max_connections for an instance class (memory may be overridden)."""
+    published = {"aurora-postgresql": AURORA_POSTGRES_DEFAULTS, "aurora-mysql": AURORA_MYSQL_DEFAULTS}.get(
+        engine, {}
+    )
+    nominal = INSTANCE_CLASSES.get(instance_class)
+    if instance_class in published and nominal is not None and nominal.memory_gib == memory_gib:
+        return published[instance_class]
+    memory = instance_class_memory(memory_gib)
+    if engine in ("aurora-postgresql", "postgres"):
+        # FACTS: max_connections.postgres — LEAST({DBInstanceClassMemory/9531392}, 5000)
+        return max(1, min(int(memory // 9531392), 5000))
+    if engine == "mysql":
+        # FACTS: max_connections.mysql — {DBInstanceClassMemory/12582880}
+        return max(1, int(memory // 12582880))
+    if engine == "aurora-mysql":
+        # assumed: between published classes, interpolate the table's 1000 per 32 GiB, capped at 16000 (the maximum)
+        return max(1, min(16000, int(1000 * memory_gib / 16)))
+    raise ValueError(f"unknown engine {engine!r}")

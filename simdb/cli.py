@@ -1,0 +1,217 @@
+"""The `simdb` command. Exit codes: 0 ok, 1 an `expect:` check failed, 2 bad usage or bad scenario."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .errors import SimdbError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Simulate Amazon RDS and Aurora under load: connections, pools, queueing, faults.",
+)
+
+
+def _fail(error: BaseException) -> typer.Exit:
+    typer.echo(f"simdb: {error}", err=True)
+    return typer.Exit(2)
+
+
+class _Progress:
+    """A rich progress bar that appears only if the run lasts more than a couple of seconds on a tty."""
+
+    DELAY_S = 2.0
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, fraction: float) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.monotonic() - self.started < self.DELAY_S:
+                return
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=1.0)
+        self.bar.update(self.task, completed=fraction)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _print_summary(result: Any, out: Path | None) -> None:
+    s = result.summary
+    req, lat, conn = s["requests"], s["latency_ms"], s["connections"]
+    errors = ", ".join(f"{k} {v}" for k, v in req["errors"].items() if v) or "none"
+    limits = ", ".join(f"{k} {v}" for k, v in conn["max_connections"].items())
+    lines = [
+        f"scenario   {s['scenario']} (seed {s['seed']}, {s['duration_s']:g} s simulated, first {s['warmup_s']:g} s warm-up)",
+        f"requests   {req['total']} total, {req['ok']} ok, {req['failed']} failed; errors: {errors}",
+        f"latency    p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms (successful requests)",
+        f"connections peak {conn['peak_db']} open (max_connections: {limits}); pool demand peak {conn['peak_demand']}; "
+        f"{conn['rejected']} attempts rejected",
+        f"pool       acquire wait mean {s['pool']['acquire_wait_ms']['mean']:.2f} ms, p99 "
+        f"{s['pool']['acquire_wait_ms']['p99']:.2f} ms; {s['pool']['acquire_timeouts']} gave up waiting",
+    ]
+    for check in s["expect"]:
+        lines.append(
+            f"expect     {'PASS' if check['passed'] else 'FAIL'}  {check['check']}  (value {check['value']})"
+        )
+    if out is not None:
+        lines.append(f"results    {out}/  (summary.json, timeseries.csv, requests.parquet, events.csv)")
+        if (out / "plots").is_dir():
+            lines.append(f"plots      {out}/plots/timeline.png, {out}/plots/connections.png")
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="scenario file, or the name of a bundled scenario")],
+    seed: Annotated[int | None, typer.Option(help="run seed (overrides the file's)", min=0)] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a field: services.api.pool.max_size=10 (repeatable)"),
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option(help="simulated time, e.g. 10min (overrides the file's)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="results folder (default runs/<name>/<UTC time>-seed<seed>/)")
+    ] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="skip the PNG plots")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the results folder")] = False,
+) -> None:
+    """Run a scenario; write summary.json, timeseries.csv, requests.parquet, events.csv and plots."""
+    from . import api
+
+    progress = _Progress("simulating", enabled=not quiet and sys.stderr.isatty())
+    try:
+        s = api.prepare(scenario, seed=seed, overrides=set_ or [], duration=duration)
+        target = out or api.default_out(s)
+        result = api.run(s, out=target, plots=not no_plots, progress=progress)
+    except SimdbError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        typer.echo("simdb: interrupted; no results were written", err=True)
+        raise typer.Exit(130) from None
+    finally:
+        progress.close()
+    if quiet:
+        typer.echo(str(result.out_dir))
+    else:
+        _print_summary(result, result.out_dir)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    scenarios: Annotated[list[str], typer.Argument(help="scenario files or bundled names")],
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a field before validating")
+    ] = None,
+) -> None:
+    """Check scenario files; print one line per file."""
+    from . import api
+
+    bad = 0
+    for name in scenarios:
+        try:
+            s = api.prepare(name, overrides=list(set_ or []))
+            typer.echo(f"ok  {name}: {s.name} ({len(s.services)} services, {len(s.events)} events)")
+        except SimdbError as exc:
+            typer.echo(f"simdb: {exc}", err=True)
+            bad += 1
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command("list")
+def list_() -> None:
+    """The bundled scenarios with one-line descriptions."""
+    from . import api
+    from .scenario import read_raw
+
+    for name, path in api.bundled().items():
+        try:
+            raw, _, _ = read_raw(path)
+            description = (
+                str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else ""
+            )
+        except SimdbError:
+            description = "(unreadable)"
+        typer.echo(f"{name:32s} {description}")
+
+
+@app.command()
+def schema() -> None:
+    """The scenario file's JSON Schema (every field, its default and where the default comes from)."""
+    from .scenario import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def plot(run_dir: Annotated[Path, typer.Argument(help="a results folder")]) -> None:
+    """Redraw the plots of a results folder from its summary.json, timeseries.csv and events.csv."""
+    import pandas as pd
+
+    from . import plots
+
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        ts = pd.read_csv(run_dir / "timeseries.csv")
+        events = pd.read_csv(run_dir / "events.csv")
+    except (OSError, ValueError) as exc:
+        raise _fail(SimdbError(f"{run_dir}: not a readable simdb results folder ({exc})")) from None
+    for path in plots.write_all(ts, events, summary, run_dir / "plots"):
+        typer.echo(str(path))
+
+
+@app.command()
+def replay(run_dir: Annotated[Path, typer.Argument(help="a results folder")]) -> None:
+    """Rerun scenario.resolved.yaml and check that summary.json comes out byte-identical."""
+    from . import api
+
+    try:
+        expected = (run_dir / "summary.json").read_text()
+        result = api.run(run_dir / "scenario.resolved.yaml")
+    except OSError as exc:
+        raise _fail(SimdbError(f"{run_dir}: not a readable simdb results folder ({exc.strerror})")) from None
+    except SimdbError as exc:
+        raise _fail(exc) from None
+    if result.summary_json() == expected:
+        typer.echo(f"identical: {run_dir}/summary.json")
+    else:
+        typer.echo(f"DIFFERENT: rerunning {run_dir}/scenario.resolved.yaml gives another summary.json")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

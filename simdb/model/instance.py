@@ -1,0 +1,117 @@
+"""A DB instance: vCPUs as a FIFO multi-server queue, a connection table capped at max_connections.
+
+Jobs are plain objects that the instance schedules directly on the SimPy event queue (``callbacks``,
+``cpu``, ``t_start`` and ``after_cpu`` slots): one heap entry per CPU burst, no process or event object
+per query. Time integrals (busy vCPUs, active sessions, connections) are kept as they change, so
+CPUUtilization, DBLoad and DatabaseConnections per interval are exact, not sampled.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ..record import CONN_CLOSED, CONN_OPENED, CONN_REJECTED
+
+if TYPE_CHECKING:
+    from ..engine import Sim
+
+NORMAL = 1  # SimPy's NORMAL event priority
+
+
+class Instance:
+    """One DB instance (writer or reader)."""
+
+    def __init__(
+        self,
+        sim: Sim,
+        index: int,
+        name: str,
+        role: str,
+        az: str,
+        vcpu: int,
+        memory_gib: float,
+        max_connections: int,
+        instance_class: str,
+    ) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.index = index
+        self.name = name
+        self.role = role
+        self.az = az
+        self.vcpu = vcpu
+        self.memory_gib = memory_gib
+        self.max_connections = max_connections
+        self.instance_class = instance_class
+        self.up = True
+        self.busy = 0
+        self.active = 0
+        self.connections = 0
+        self.queue: deque[Any] = deque()
+        self._t = 0.0
+        self.busy_area = 0.0
+        self.active_area = 0.0
+        self.conn_area = 0.0
+        self._done_callbacks = (self._cpu_done,)
+        self._schedule = sim.env.schedule
+
+    def _advance(self, now: float) -> None:
+        dt = now - self._t
+        if dt > 0.0:
+            self.busy_area += self.busy * dt
+            self.active_area += self.active * dt
+            self.conn_area += self.connections * dt
+            self._t = now
+
+    def integrals(self) -> tuple[float, float, float]:
+        """(busy vCPU-seconds, active-session-seconds, connection-seconds) up to now."""
+        self._advance(self.env.now)
+        return self.busy_area, self.active_area, self.conn_area
+
+    # ------------------------------------------------------------------ CPU
+
+    def submit(self, job: Any) -> None:
+        """Queue ``job`` for a vCPU; ``job.after_cpu(job)`` runs when its ``job.cpu`` seconds are done."""
+        now = self.env._now
+        self._advance(now)
+        self.active += 1
+        if self.busy < self.vcpu:
+            self.busy += 1
+            job.t_start = now
+            job.callbacks = self._done_callbacks
+            self._schedule(job, NORMAL, job.cpu)
+        else:
+            self.queue.append(job)
+
+    def _cpu_done(self, job: Any) -> None:
+        now = self.env._now
+        self._advance(now)
+        self.active -= 1
+        if self.queue:
+            nxt = self.queue.popleft()
+            nxt.t_start = now
+            nxt.callbacks = self._done_callbacks
+            self._schedule(nxt, NORMAL, nxt.cpu)
+        else:
+            self.busy -= 1
+        job.after_cpu(job)
+
+    # ---------------------------------------------------------- connections
+
+    def accept(self, service: int) -> bool:
+        """A connection attempt reaches the server: take a slot, or reject at max_connections."""
+        now = self.env._now
+        if self.connections >= self.max_connections:
+            self.sim.rec.connection(now, self.index, service, CONN_REJECTED)
+            return False
+        self._advance(now)
+        self.connections += 1
+        self.sim.rec.connection(now, self.index, service, CONN_OPENED)
+        return True
+
+    def disconnect(self, service: int) -> None:
+        now = self.env._now
+        self._advance(now)
+        self.connections -= 1
+        self.sim.rec.connection(now, self.index, service, CONN_CLOSED)

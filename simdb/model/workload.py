@@ -1,0 +1,232 @@
+"""Load: open workloads (Poisson with piecewise rates and bursts) and closed-loop users, per query class.
+
+An open workload's rate is a step function known before the run (schedule points, bursts, write
+spikes), so arrivals are generated exactly: draw an exponential at the current rate; if it crosses the
+next step, restart from the step at the new rate (memorylessness makes this exact).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from ..record import OK
+from ..rng import bounded_zipf, exponentials, integers
+from .instance import NORMAL
+
+if TYPE_CHECKING:
+    from ..engine import Sim
+    from ..scenario import Query, Scenario, Service
+    from .services import ServiceRuntime
+
+NAN = math.nan
+
+
+class Request:
+    """One request in flight. Schedules itself on the event queue; dropped once recorded."""
+
+    __slots__ = (
+        "after_cpu",
+        "callbacks",
+        "conn",
+        "cpu",
+        "key",
+        "pool",
+        "query",
+        "session",
+        "t_acq",
+        "t_arrive",
+        "t_start",
+        "task",
+        "user",
+        "waiting",
+    )
+    _ok = True
+
+
+def rate_steps(scenario: Scenario, service: Service, query: Query) -> tuple[list[float], list[float]]:
+    """The open-workload arrival rate as steps: (start times, rates); the last step ends at duration."""
+    duration = scenario.duration
+    cuts = {0.0}
+    if query.schedule:
+        cuts.update(p.at for p in query.schedule)
+    for b in query.bursts:
+        cuts.update((b.at, b.at + b.for_))
+    spikes = [e for e in scenario.events if e.action == "write_spike" and e.service == service.name]
+    if query.kind == "write":
+        for e in spikes:
+            cuts.update((e.at, e.at + e.for_))
+    starts = sorted(t for t in cuts if t < duration)
+    rates = []
+    for t in starts:
+        if query.schedule:
+            base = 0.0
+            for point in sorted(query.schedule, key=lambda p: p.at):
+                if point.at <= t:
+                    base = point.rate
+        else:
+            base = query.rate or 0.0
+        rate = base + sum(b.rate for b in query.bursts if b.at <= t < b.at + b.for_)
+        if query.kind == "write":
+            for e in spikes:
+                if e.at <= t < e.at + e.for_:
+                    rate *= e.factor
+        rates.append(rate)
+    return starts, rates
+
+
+class QueryClass:
+    """Runtime of one query class: draws, request creation, completion and recording."""
+
+    def __init__(self, sim: Sim, service: ServiceRuntime, index: int, spec: Query, route_slot: int) -> None:
+        path = f"services.{service.spec.name}.workload.{spec.query}"
+        self.sim = sim
+        self.env = sim.env
+        self.service = service
+        self.index = index
+        self.spec = spec
+        self.route_slot = route_slot
+        self.cpu_mean = spec.cpu
+        self._cpu_draws = (
+            exponentials(sim.stream(path + ".cpu")) if spec.cpu_distribution == "exponential" else None
+        )
+        keys = sim.stream(path + ".keys")
+        self._keys = (
+            bounded_zipf(keys, spec.keys.count, spec.keys.s)
+            if spec.keys.distribution == "zipf"
+            else integers(keys, spec.keys.count)
+        )
+        self._sessions = integers(sim.stream(path + ".sessions"), service.spec.sessions)
+        tx = spec.transaction
+        self.hold = (tx.hold + tx.external_call) if tx else 0.0
+        self._hold_callbacks = (self._held,)
+        self._user_callbacks = (self._user_arrives,)
+        self._record = sim.rec.request
+        self._schedule = sim.env.schedule
+        if spec.users is not None:
+            self._think = exponentials(sim.stream(path + ".users"))
+            for user in range(spec.users):
+                _User(self, user).think()
+        else:
+            starts, rates = rate_steps(sim.scenario, service.spec, spec)
+            _OpenArrivals(
+                self, starts, rates, sim.scenario.duration, exponentials(sim.stream(path + ".arrivals"))
+            )
+
+    def new_request(self, now: float, user: _User | None) -> None:
+        req = Request()
+        req.query = self
+        req.t_arrive = now
+        req.key = next(self._keys)
+        if user is None:
+            req.session = next(self._sessions)
+        else:
+            req.session = user.session
+        req.user = user
+        req.cpu = self.cpu_mean * next(self._cpu_draws) if self._cpu_draws is not None else self.cpu_mean
+        req.after_cpu = self._after_cpu
+        req.waiting = False
+        req.t_acq = NAN
+        req.t_start = NAN
+        self.sim.arrived += 1
+        self.service.dispatch(req)
+
+    def _after_cpu(self, req: Request) -> None:
+        if self.hold:
+            req.callbacks = self._hold_callbacks
+            self._schedule(req, NORMAL, self.hold)
+        else:
+            self._finish(req)
+
+    def _held(self, req: Request) -> None:
+        self._finish(req)
+
+    def _finish(self, req: Request) -> None:
+        conn = req.conn
+        req.pool.release(conn)
+        now = self.env._now
+        self._record(
+            req.t_arrive,
+            req.t_acq,
+            req.t_start,
+            now,
+            req.key,
+            req.session,
+            req.task,
+            self.index,
+            conn.instance.index,
+            OK,
+        )
+        if req.user is not None:
+            req.user.think()
+
+    def fail(self, req: Request, code: int) -> None:
+        """The request ends without a result, before it reached an instance."""
+        self._record(
+            req.t_arrive, req.t_acq, NAN, self.env._now, req.key, req.session, req.task, self.index, -1, code
+        )
+        if req.user is not None:
+            req.user.think()
+
+    def _user_arrives(self, user: _User) -> None:
+        self.new_request(self.env._now, user)
+
+
+class _User:
+    """A closed-loop user: think, send one request, wait for its end, think again."""
+
+    __slots__ = ("callbacks", "query", "session")
+    _ok = True
+
+    def __init__(self, query: QueryClass, session: int) -> None:
+        self.query = query
+        self.session = session
+        self.callbacks: Any = None
+
+    def think(self) -> None:
+        q = self.query
+        self.callbacks = q._user_callbacks
+        q._schedule(self, NORMAL, q.spec.think * next(q._think))
+
+
+class _OpenArrivals:
+    """Poisson arrivals with a piecewise-constant rate; reschedules itself, one heap entry at a time."""
+
+    __slots__ = ("_callbacks", "callbacks", "draws", "end", "query", "rates", "seg", "starts")
+    _ok = True
+
+    def __init__(
+        self, query: QueryClass, starts: list[float], rates: list[float], end: float, draws: Any
+    ) -> None:
+        self.query = query
+        self.starts = starts
+        self.rates = rates
+        self.end = end
+        self.draws = draws
+        self.seg = 0
+        self._callbacks = (self._arrive,)
+        self.callbacks: Any = None
+        self._next_from(0.0)
+
+    def _next_from(self, t: float) -> None:
+        starts, rates = self.starts, self.rates
+        n = len(starts)
+        seg = self.seg
+        while seg < n:
+            seg_end = starts[seg + 1] if seg + 1 < n else self.end
+            rate = rates[seg]
+            if rate > 0.0:
+                t_next = t + next(self.draws) / rate
+                if t_next < seg_end:
+                    self.seg = seg
+                    self.callbacks = self._callbacks
+                    self.query._schedule(self, NORMAL, t_next - self.query.env._now)
+                    return
+            t = seg_end
+            seg += 1
+        self.seg = seg
+
+    def _arrive(self, _: Any) -> None:
+        now = self.query.env._now
+        self.query.new_request(now, None)
+        self._next_from(now)

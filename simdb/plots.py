@@ -1,0 +1,153 @@
+"""Pictures of a run, drawn from analysis output only (timeseries, events, summary).
+
+Every figure has a title, axis labels with units, the warm-up shaded and timed events marked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from .record import ERROR_CODES
+
+ERROR_COLORS = dict(zip(ERROR_CODES, plt.get_cmap("tab10").colors, strict=False))
+
+
+def _decorate(ax: Any, events: pd.DataFrame, summary: dict[str, Any], label: bool) -> None:
+    warmup = summary.get("warmup_s") or 0
+    if warmup:
+        ax.axvspan(0, warmup, color="0.9", zorder=0, label="warm-up (excluded)" if label else None)
+    for _, ev in events.iterrows():
+        if ev["kind"] in ("tasks_stopped", "write_spike_end"):
+            style = {"color": "0.5", "ls": ":", "lw": 0.9}
+        else:
+            style = {"color": "tab:purple", "ls": "--", "lw": 1.0}
+        ax.axvline(ev["time_s"], **style, zorder=1)
+    ax.grid(True, alpha=0.3)
+
+
+def _event_labels(ax: Any, events: pd.DataFrame) -> None:
+    shown: set[tuple[float, str]] = set()
+    for _, ev in events.iterrows():
+        if ev["kind"] in ("tasks_stopped", "write_spike_end"):
+            continue
+        key = (round(ev["time_s"], 3), ev["kind"])
+        if key in shown:
+            continue
+        shown.add(key)
+        ax.annotate(
+            f"{ev['kind']} {ev['target']}",
+            xy=(ev["time_s"], 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -2),
+            textcoords="offset points",
+            rotation=90,
+            va="top",
+            fontsize=7,
+            color="tab:purple",
+        )
+
+
+def _max_connection_lines(ax: Any, summary: dict[str, Any], ts: pd.DataFrame) -> None:
+    for name, limit in summary["connections"]["max_connections"].items():
+        if f"DatabaseConnections.{name}" in ts:
+            ax.axhline(limit, color="tab:red", lw=1.2, ls="-.", label=f"max_connections {name} ({limit})")
+
+
+def timeline(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    """Stacked panels: connections vs limits, throughput and errors, latency; events marked."""
+    t = ts["time_s"]
+    fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
+    fig.suptitle(f"{summary['scenario']} — timeline (seed {summary['seed']})")
+
+    ax = axes[0]
+    names = list(summary["connections"]["max_connections"])
+    for name in names:
+        ax.plot(t, ts[f"DatabaseConnections.{name}"], lw=1.3, label=f"DatabaseConnections {name}")
+    if "ConnectionDemand" in ts:
+        ax.step(
+            t,
+            ts["ConnectionDemand"],
+            where="post",
+            color="0.3",
+            lw=1.0,
+            ls="--",
+            label="pool demand (Σ max_size)",
+        )
+    _max_connection_lines(ax, summary, ts)
+    ax.set_ylabel("connections (count)")
+    ax.set_title("DB connections vs max_connections")
+    _decorate(ax, events, summary, label=True)
+    _event_labels(ax, events)
+    ax.legend(loc="upper left", fontsize=7, ncol=2)
+
+    ax = axes[1]
+    ax.plot(t, ts["Requests"], color="tab:green", lw=1.2, label="ok")
+    for code in ERROR_CODES:
+        col = f"Errors.{code}"
+        if col in ts:
+            ax.plot(t, ts[col], lw=1.2, color=ERROR_COLORS.get(code), label=code)
+    ax.set_ylabel("requests / s")
+    ax.set_title("Throughput and errors by code")
+    _decorate(ax, events, summary, label=False)
+    ax.legend(loc="upper left", fontsize=7, ncol=3)
+
+    ax = axes[2]
+    ax.plot(t, ts["LatencyP50"], lw=1.0, label="p50")
+    ax.plot(t, ts["LatencyP99"], lw=1.0, label="p99")
+    if "AcquireWaitP99" in ts:
+        ax.plot(t, ts["AcquireWaitP99"], lw=1.0, ls="--", label="pool acquire wait p99")
+    ax.set_yscale("log")
+    ax.set_ylabel("latency (ms, log)")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_title("Latency of successful requests")
+    _decorate(ax, events, summary, label=False)
+    ax.legend(loc="upper left", fontsize=7, ncol=3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def connections(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    """Per instance: connections vs max_connections, connection attempts and rejections per second."""
+    names = list(summary["connections"]["max_connections"])
+    t = ts["time_s"]
+    fig, axes = plt.subplots(2, 1, figsize=(11, 7), sharex=True, constrained_layout=True)
+    fig.suptitle(f"{summary['scenario']} — connections (seed {summary['seed']})")
+    ax = axes[0]
+    for name in names:
+        ax.plot(t, ts[f"DatabaseConnections.{name}"], lw=1.3, label=f"DatabaseConnections {name}")
+    for col in [c for c in ts.columns if c.startswith("ConnectionDemand.")]:
+        ax.step(t, ts[col], where="post", lw=1.0, ls="--", label=f"pool demand via {col.split('.', 1)[1]}")
+    _max_connection_lines(ax, summary, ts)
+    ax.set_ylabel("connections (count)")
+    ax.set_title("Open connections, pool demand and the limit")
+    _decorate(ax, events, summary, label=True)
+    _event_labels(ax, events)
+    ax.legend(loc="upper left", fontsize=7, ncol=2)
+    ax = axes[1]
+    for name in names:
+        ax.plot(t, ts[f"ConnectionAttempts.{name}"], lw=1.0, label=f"ConnectionAttempts {name}")
+        rejected = ts[f"ConnectionsRejected.{name}"]
+        if rejected.any():
+            ax.plot(t, rejected, lw=1.0, color="tab:red", label=f"rejected (too_many_connections) {name}")
+    ax.set_ylabel("attempts / s")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_title("Connection attempts and rejections")
+    _decorate(ax, events, summary, label=False)
+    ax.legend(loc="upper left", fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = [folder / "timeline.png", folder / "connections.png"]
+    timeline(ts, events, summary, out[0])
+    connections(ts, events, summary, out[1])
+    return out

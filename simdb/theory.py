@@ -1,0 +1,158 @@
+"""Analytic expectations printed beside simulated values: Erlang C, Little's law, the connection budget.
+
+>>> round(erlang_c(1, 0.8), 6)   # M/M/1: P(wait) = rho
+0.8
+>>> round(mmc(800.0, 0.001, 1)["wq_s"] * 1000, 6)   # M/M/1: Wq = rho / (mu - lambda)
+4.0
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .scenario import Deploy, ScaleService, Scenario
+
+
+def erlang_c(c: int, a: float) -> float:
+    """P(wait) in M/M/c with offered load ``a`` = λ/μ (FACTS: theory.erlang_c); 1.0 when unstable."""
+    if a >= c:
+        return 1.0
+    b = 1.0  # Erlang B by its stable recurrence
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+    rho = a / c
+    return b / (1.0 - rho + rho * b)
+
+
+def mmc(arrival_rate: float, mean_service_s: float, c: int) -> dict[str, float]:
+    """M/M/c steady state: utilization, P(wait), mean wait Wq and sojourn W (seconds)."""
+    a = arrival_rate * mean_service_s
+    rho = a / c
+    if rho >= 1.0:
+        return {"utilization": rho, "p_wait": 1.0, "wq_s": math.inf, "w_s": math.inf}
+    p_wait = erlang_c(c, a)
+    wq = p_wait * mean_service_s / (c - a)
+    return {"utilization": rho, "p_wait": p_wait, "wq_s": wq, "w_s": wq + mean_service_s}
+
+
+def service_scv(weights: list[float], means: list[float], exponential: list[bool]) -> float:
+    """Squared coefficient of variation of a mixture of exponential / constant service times."""
+    total = sum(weights)
+    m1 = sum(w * m for w, m in zip(weights, means, strict=True)) / total
+    m2 = sum(w * (2 if e else 1) * m * m for w, m, e in zip(weights, means, exponential, strict=True)) / total
+    return m2 / (m1 * m1) - 1.0
+
+
+def queueing(scenario: Scenario, vcpu: int) -> dict[str, Any] | None:
+    """Expected CPU queueing on the writer when the whole workload is stationary Poisson to one instance.
+
+    M/M/c when every query's CPU time is exponential with one mean; otherwise M/G/c by the
+    Allen-Cunneen approximation Wq ≈ Wq(M/M/c)·(1 + Cs²)/2. None when no closed form applies.
+    """
+    if any(e.action == "write_spike" for e in scenario.events):
+        return None
+    queries = [q for s in scenario.services for q in s.workload]
+    if any((q.route or "writer") != "writer" for q in queries) and scenario.cluster.readers:
+        return None
+    if not queries or any(q.rate is None or q.bursts for q in queries):
+        return None
+    rates = [q.rate or 0.0 for q in queries]
+    lam = sum(rates)
+    if lam <= 0:
+        return None
+    means = [q.cpu for q in queries]
+    expo = [q.cpu_distribution == "exponential" for q in queries]
+    mean_s = sum(r * m for r, m in zip(rates, means, strict=True)) / lam
+    scv = service_scv(rates, means, expo)
+    exact = all(expo) and max(means) - min(means) < 1e-15
+    base = mmc(lam, mean_s, vcpu)
+    factor = 1.0 if exact else (1.0 + scv) / 2.0
+    wq = base["wq_s"] * factor
+    return {
+        "model": "M/M/c (Erlang C)" if exact else "M/G/c (Allen-Cunneen approximation)",
+        "servers": vcpu,
+        "arrival_rate_per_s": lam,
+        "mean_service_ms": mean_s * 1000,
+        "utilization": base["utilization"],
+        "p_wait": base["p_wait"] if exact else None,
+        "wq_ms": wq * 1000 if math.isfinite(wq) else None,
+        "w_ms": (wq + mean_s) * 1000 if math.isfinite(wq) else None,
+        "stable": base["utilization"] < 1.0,
+        "little_l": lam * (wq + mean_s) if math.isfinite(wq) else None,
+    }
+
+
+def task_steps(scenario: Scenario, service: str) -> list[tuple[float, int]]:
+    """(time, change in tasks) for one service: initial tasks, deploy waves and scaling."""
+    spec = next(s for s in scenario.services if s.name == service)
+    steps: list[tuple[float, int]] = [(0.0, spec.tasks)]
+
+    def tasks_at(t: float) -> int:
+        return sum(d for ts, d in steps if ts <= t)
+
+    for ev in sorted(
+        (e for e in scenario.events if getattr(e, "service", None) == service), key=lambda e: e.at
+    ):
+        if isinstance(ev, Deploy):
+            n = tasks_at(ev.at)
+            interval = ev.wave_interval if ev.wave_interval is not None else ev.overlap
+            for w in range(ev.waves):
+                size = n // ev.waves + (1 if w < n % ev.waves else 0)
+                start = ev.at + w * interval
+                steps += [(start, size), (start + ev.overlap, -size)]
+        elif isinstance(ev, ScaleService):
+            steps.append((ev.at, ev.tasks - tasks_at(ev.at)))
+    return steps
+
+
+def peak_of_steps(steps: list[tuple[float, float]], start: float = 0.0, end: float = math.inf) -> float:
+    """Highest level of a step function within [start, end), changes at one instant applied together."""
+    level = sum(d for t, d in steps if t <= start)
+    peak = level
+    for t in sorted({t for t, _ in steps if start < t < end}):
+        level += sum(d for ts, d in steps if ts == t)
+        peak = max(peak, level)
+    return peak
+
+
+def connection_budget(
+    scenario: Scenario, max_connections: dict[str, int], members: dict[str, list[str]]
+) -> dict:
+    """Worst case connections per endpoint: live tasks × pool max_size over time, vs max_connections.
+
+    ``members`` maps endpoint → instance names; ``max_connections`` maps instance → limit.
+    """
+    per_endpoint: dict[str, list[tuple[float, float]]] = {}
+    fleets = []
+    for svc in scenario.services:
+        steps = task_steps(scenario, svc.name)
+        routes = list(dict.fromkeys(q.route or svc.connect_via for q in svc.workload))
+        fleets.append(
+            {
+                "service": svc.name,
+                "tasks": svc.tasks,
+                "peak_tasks": int(peak_of_steps([(t, float(d)) for t, d in steps])),
+                "pool_max_size": svc.pool.max_size,
+                "endpoints": routes,
+            }
+        )
+        for route in routes:
+            per_endpoint.setdefault(route, []).extend((t, d * svc.pool.max_size) for t, d in steps)
+    endpoints = {}
+    for route, steps in per_endpoint.items():
+        limit = sum(max_connections[m] for m in members[route])
+        peak = int(peak_of_steps(steps))
+        endpoints[route] = {"peak_demand": peak, "max_connections": limit, "fits": peak <= limit}
+    all_steps = [s for steps in per_endpoint.values() for s in steps]
+    targeted = sorted({m for route in per_endpoint for m in members[route]})
+    total_limit = sum(max_connections[m] for m in targeted)
+    peak_total = int(peak_of_steps(all_steps)) if all_steps else 0
+    return {
+        "formula": "peak over time of sum(live tasks x pool max_size) per endpoint",
+        "fleets": fleets,
+        "endpoints": endpoints,
+        "peak_demand": peak_total,
+        "max_connections": total_limit,
+        "fits": all(e["fits"] for e in endpoints.values()),
+    }
