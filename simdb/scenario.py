@@ -204,7 +204,10 @@ class Query(Strict):
     route: str | None = Field(
         None, description="writer | reader | custom:<name>; default the service's connect_via"
     )
-    rate: Rate | None = Field(None, le=MAX_RATE, description="Poisson arrival rate")
+    rate: Rate | None = Field(None, le=MAX_RATE, description="arrival rate (Poisson unless `arrival: constant`)")
+    arrival: Literal["poisson", "constant"] = Field(
+        "poisson", description="open-workload arrivals: poisson, or constant (evenly spaced, 1/rate apart)"
+    )
     schedule: list[RatePoint] | None = Field(
         None, min_length=1, description="piecewise-constant Poisson rate: [{at, rate}, ...]"
     )

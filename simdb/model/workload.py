@@ -7,6 +7,7 @@ next step, restart from the step at the new rate (memorylessness makes this exac
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -109,9 +110,8 @@ class QueryClass:
                 _User(self, user).think()
         else:
             starts, rates = rate_steps(sim.scenario, service.spec, spec)
-            _OpenArrivals(
-                self, starts, rates, sim.scenario.duration, exponentials(sim.stream(path + ".arrivals"))
-            )
+            gaps = exponentials(sim.stream(path + ".arrivals")) if spec.arrival == "poisson" else itertools.repeat(1.0)
+            _OpenArrivals(self, starts, rates, sim.scenario.duration, gaps)
 
     def new_request(self, now: float, user: _User | None) -> None:
         req = Request()
@@ -190,7 +190,7 @@ class _User:
 
 
 class _OpenArrivals:
-    """Poisson arrivals with a piecewise-constant rate; reschedules itself, one heap entry at a time."""
+    """Open arrivals (Poisson or evenly spaced) with a piecewise-constant rate; reschedules itself, one heap entry at a time."""
 
     __slots__ = ("_callbacks", "callbacks", "draws", "end", "query", "rates", "seg", "starts")
     _ok = True
