@@ -50,6 +50,7 @@ class Instance:
         self.connections = 0
         self.queue: deque[Any] = deque()
         self._t = 0.0
+        self._t_conn = 0.0
         self.busy_area = 0.0
         self.active_area = 0.0
         self.conn_area = 0.0
@@ -61,12 +62,18 @@ class Instance:
         if dt > 0.0:
             self.busy_area += self.busy * dt
             self.active_area += self.active * dt
-            self.conn_area += self.connections * dt
             self._t = now
+
+    def _advance_connections(self, now: float) -> None:
+        # connections change rarely; their integral advances on its own clock
+        self.conn_area += self.connections * (now - self._t_conn)
+        self._t_conn = now
 
     def integrals(self) -> tuple[float, float, float]:
         """(busy vCPU-seconds, active-session-seconds, connection-seconds) up to now."""
-        self._advance(self.env.now)
+        now = self.env.now
+        self._advance(now)
+        self._advance_connections(now)
         return self.busy_area, self.active_area, self.conn_area
 
     # ------------------------------------------------------------------ CPU
@@ -105,13 +112,13 @@ class Instance:
         if self.connections >= self.max_connections:
             self.sim.rec.connection(now, self.index, service, CONN_REJECTED)
             return False
-        self._advance(now)
+        self._advance_connections(now)
         self.connections += 1
         self.sim.rec.connection(now, self.index, service, CONN_OPENED)
         return True
 
     def disconnect(self, service: int) -> None:
         now = self.env._now
-        self._advance(now)
+        self._advance_connections(now)
         self.connections -= 1
         self.sim.rec.connection(now, self.index, service, CONN_CLOSED)

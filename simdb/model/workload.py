@@ -100,7 +100,9 @@ class QueryClass:
         self._sessions = integers(sim.stream(path + ".sessions"), service.spec.sessions)
         tx = spec.transaction
         self.hold = (tx.hold + tx.external_call) if tx else 0.0
-        self._hold_callbacks = (self._held,)
+        # bound once: without a hold the CPU completion goes straight to _finish
+        self._after_cpu = self._hold_then_finish if self.hold else self._finish
+        self._hold_callbacks = (self._finish,)
         self._user_callbacks = (self._user_arrives,)
         self._record = sim.rec.request
         self._schedule = sim.env.schedule
@@ -110,7 +112,11 @@ class QueryClass:
                 _User(self, user).think()
         else:
             starts, rates = rate_steps(sim.scenario, service.spec, spec)
-            gaps = exponentials(sim.stream(path + ".arrivals")) if spec.arrival == "poisson" else itertools.repeat(1.0)
+            gaps = (
+                exponentials(sim.stream(path + ".arrivals"))
+                if spec.arrival == "poisson"
+                else itertools.repeat(1.0)
+            )
             _OpenArrivals(self, starts, rates, sim.scenario.duration, gaps)
 
     def new_request(self, now: float, user: _User | None) -> None:
@@ -131,15 +137,9 @@ class QueryClass:
         self.sim.arrived += 1
         self.service.dispatch(req)
 
-    def _after_cpu(self, req: Request) -> None:
-        if self.hold:
-            req.callbacks = self._hold_callbacks
-            self._schedule(req, NORMAL, self.hold)
-        else:
-            self._finish(req)
-
-    def _held(self, req: Request) -> None:
-        self._finish(req)
+    def _hold_then_finish(self, req: Request) -> None:
+        req.callbacks = self._hold_callbacks
+        self._schedule(req, NORMAL, self.hold)
 
     def _finish(self, req: Request) -> None:
         conn = req.conn
