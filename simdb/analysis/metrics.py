@@ -408,7 +408,10 @@ def downtime_windows(
     first_bad = bad[previous_ok[bad]]
     good_idx = np.flatnonzero(good)
     nxt = np.searchsorted(good_idx, first_bad)
-    ends = np.where(nxt < good_idx.size, t[good_idx[np.minimum(nxt, good_idx.size - 1)]], end)
+    if good_idx.size:
+        ends = np.where(nxt < good_idx.size, t[good_idx[np.minimum(nxt, good_idx.size - 1)]], end)
+    else:
+        ends = np.full(first_bad.size, end)
     starts = t[first_bad]
     s_clip, e_clip = np.clip(starts, start, end), np.clip(ends, start, end)
     keep = e_clip > s_clip

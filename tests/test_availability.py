@@ -1,0 +1,48 @@
+"""Client-seen downtime windows: the vectorised computation against a slow reference."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simdb.analysis.metrics import downtime_windows
+
+
+def _reference(t_end: list[float], ok: list[bool], start: float, end: float) -> list[tuple[float, float]]:
+    windows = []
+    open_at = None
+    for t, good in sorted(zip(t_end, ok, strict=True), key=lambda x: x[0]):
+        if not good and open_at is None:
+            open_at = t
+        elif good and open_at is not None:
+            windows.append((open_at, t))
+            open_at = None
+    if open_at is not None:
+        windows.append((open_at, end))
+    clipped = [(min(max(a, start), end), min(max(b, start), end)) for a, b in windows]
+    return [(a, b) for a, b in clipped if b > a]
+
+
+@settings(derandomize=True, max_examples=300)
+@given(
+    st.lists(st.tuples(st.integers(0, 1000), st.booleans()), max_size=60),
+    st.integers(0, 300),
+    st.integers(301, 1200),
+)
+def test_matches_slow_reference(rows, start, end) -> None:
+    # distinct completion times, as a continuous-time simulation produces
+    t_end = [t + i * 1e-6 for i, (t, _) in enumerate(rows)]
+    ok = [good for _, good in rows]
+    got = downtime_windows(
+        np.asarray(t_end, dtype=float), np.asarray(ok, dtype=bool), float(start), float(end)
+    )
+    want = _reference(t_end, ok, float(start), float(end))
+    assert len(got) == len(want)
+    np.testing.assert_allclose(np.asarray(got).reshape(-1, 2), np.asarray(want).reshape(-1, 2))
+
+
+def test_one_success_anywhere_ends_a_window() -> None:
+    t = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    ok = np.array([True, False, False, True, False])
+    assert downtime_windows(t, ok, 0.0, 10.0) == [(2.0, 4.0), (5.0, 10.0)]
