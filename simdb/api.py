@@ -76,14 +76,20 @@ class Result:
         return json.dumps(self.summary, indent=2, allow_nan=False) + "\n"
 
     def save(self, out: str | Path, plots: bool = True) -> Path:
-        """Write the results folder; it appears complete or not at all (temp folder + rename)."""
+        """Write the results folder; it appears complete or not at all (temp folder + rename).
+
+        An existing results folder at ``out`` is replaced only once the new one is complete; any other
+        existing non-empty folder or file is left alone (:class:`SimdbError`).
+        """
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        check_out(out)
         tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-        if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists():
-            raise SimdbError(f"{out}: exists and is not a simdb results folder; choose another --out")
-        shutil.rmtree(tmp, ignore_errors=True)
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        moved_old = False
         try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
             tmp.mkdir()
             (tmp / "summary.json").write_text(self.summary_json())
             (tmp / "run.json").write_text(json.dumps(self.run_info, indent=2) + "\n")
@@ -98,17 +104,37 @@ class Result:
 
                 plotting.write_all(self.timeseries, self.events, self.summary, tmp / "plots")
             if out.exists():
-                old = out.parent / f".{out.name}.old-{os.getpid()}"
                 out.rename(old)
-                tmp.rename(out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(out)
-        except BaseException:
+                moved_old = True
+            tmp.rename(out)
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if moved_old and not out.exists():
+                old.rename(out)  # interrupted between the two renames: put the previous results back
+            if isinstance(exc, OSError):
+                raise SimdbError(f"{out}: cannot write results: {exc.strerror or exc}") from None
             raise
+        shutil.rmtree(old, ignore_errors=True)
         self.out_dir = out
         return out
+
+
+def check_out(out: str | Path) -> None:
+    """Raise :class:`SimdbError` unless ``out`` can become a results folder (new, empty or a previous one)."""
+    out = Path(out)
+    try:
+        if out.is_dir():
+            if any(out.iterdir()) and not (out / "summary.json").is_file():
+                raise SimdbError(f"{out}: exists and is not a simdb results folder; choose another --out")
+        elif out.exists() or out.is_symlink():
+            raise SimdbError(f"{out}: exists and is not a folder; choose another --out")
+        for parent in out.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise SimdbError(f"{out}: {parent} is not a folder; choose another --out")
+                break
+    except OSError as exc:
+        raise SimdbError(f"{out}: cannot use as results folder: {exc.strerror or exc}") from None
 
 
 def default_out(scenario: Scenario, root: str | Path = "runs") -> Path:
@@ -149,6 +175,8 @@ def run(
     True
     """
     s = prepare(scenario, seed=seed, overrides=overrides, duration=duration)
+    if out is not None:
+        check_out(out)  # fail before a long simulation, not after it
     raw = simulate(s, progress)
     started = time.perf_counter()
     analysis = Analysis(raw)

@@ -21,8 +21,15 @@ app = typer.Typer(
 
 
 def _fail(error: BaseException) -> typer.Exit:
-    typer.echo(f"simdb: {error}", err=True)
+    typer.echo(_one_line(f"simdb: {error}"), err=True)
     return typer.Exit(2)
+
+
+def _one_line(message: str) -> str:
+    """Errors are one line on stderr, whatever characters the file or its path contained."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 class _Progress:
@@ -142,7 +149,7 @@ def validate(
             s = api.prepare(name, overrides=list(set_ or []))
             typer.echo(f"ok  {name}: {s.name} ({len(s.services)} services, {len(s.events)} events)")
         except SimdbError as exc:
-            typer.echo(f"simdb: {exc}", err=True)
+            typer.echo(_one_line(f"simdb: {exc}"), err=True)
             bad += 1
     if bad:
         raise typer.Exit(2)
@@ -157,11 +164,13 @@ def list_() -> None:
     for name, path in api.bundled().items():
         try:
             raw, _, _ = read_raw(path)
-            description = (
-                str(raw.get("description", "")).strip().splitlines()[0] if raw.get("description") else ""
-            )
         except SimdbError:
+            raw = None
+        if not isinstance(raw, dict):
             description = "(unreadable)"
+        else:
+            lines = str(raw.get("description") or "").strip().splitlines()
+            description = lines[0] if lines else ""
         typer.echo(f"{name:32s} {description}")
 
 
@@ -186,7 +195,17 @@ def plot(run_dir: Annotated[Path, typer.Argument(help="a results folder")]) -> N
         events = pd.read_csv(run_dir / "events.csv")
     except (OSError, ValueError) as exc:
         raise _fail(SimdbError(f"{run_dir}: not a readable simdb results folder ({exc})")) from None
-    for path in plots.write_all(ts, events, summary, run_dir / "plots"):
+    try:
+        written = plots.write_all(ts, events, summary, run_dir / "plots")
+    except OSError as exc:
+        raise _fail(SimdbError(f"{run_dir}/plots: cannot write plots ({exc.strerror or exc})")) from None
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise _fail(
+            SimdbError(
+                f"{run_dir}: summary.json, timeseries.csv or events.csv lack what the plots need ({exc!r})"
+            )
+        ) from None
+    for path in written:
         typer.echo(str(path))
 
 

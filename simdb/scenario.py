@@ -7,7 +7,9 @@ description, which ``simdb schema`` publishes. Loading never raises anything but
 from __future__ import annotations
 
 import difflib
+import math
 import re
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,14 +32,27 @@ from .catalog import AURORA_CLASSES, ENGINES, INSTANCE_CLASSES
 from .errors import ScenarioError
 from .units import DURATION_HELP, RATE_HELP, parse_duration, parse_rate
 
+
+def _finite(parse: typing.Callable[[object], float], help_text: str) -> typing.Callable[[object], float]:
+    """``parse`` with numbers too large for a float reported as a validation error, not OverflowError."""
+
+    def checked(value: object) -> float:
+        try:
+            return parse(value)
+        except OverflowError:
+            raise ValueError(f"too large; expected {help_text}") from None
+
+    return checked
+
+
 Duration = Annotated[
     float,
-    BeforeValidator(parse_duration),
+    BeforeValidator(_finite(parse_duration, DURATION_HELP)),
     WithJsonSchema({"type": ["string", "number"], "description": DURATION_HELP}),
 ]
 Rate = Annotated[
     float,
-    BeforeValidator(parse_rate),
+    BeforeValidator(_finite(parse_rate, RATE_HELP)),
     WithJsonSchema({"type": ["string", "number"], "description": RATE_HELP}),
 ]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
@@ -204,7 +220,9 @@ class Query(Strict):
     route: str | None = Field(
         None, description="writer | reader | custom:<name>; default the service's connect_via"
     )
-    rate: Rate | None = Field(None, le=MAX_RATE, description="arrival rate (Poisson unless `arrival: constant`)")
+    rate: Rate | None = Field(
+        None, le=MAX_RATE, description="arrival rate (Poisson unless `arrival: constant`)"
+    )
     arrival: Literal["poisson", "constant"] = Field(
         "poisson", description="open-workload arrivals: poisson, or constant (evenly spaced, 1/rate apart)"
     )
@@ -305,7 +323,23 @@ class WriteSpike(_Event):
 Event = Annotated[Union[Deploy, ScaleService, WriteSpike], Field(discriminator="action")]  # noqa: UP007
 EVENT_ACTIONS = ("deploy", "scale_service", "write_spike")
 
-_EXPECT = re.compile(r"^\s*([A-Za-z_][\w\-]*(?:\.[\w\-]+)*)\s*(==|!=|<=|>=|<|>)\s*(\S+)\s*$")
+_EXPECT = re.compile(r"[ \t]*([A-Za-z_][\w\-]*(?:\.[\w\-]+)*)[ \t]*(==|!=|<=|>=|<|>)[ \t]*(\S+)[ \t]*")
+
+
+def _expect_syntax(check: str) -> str:
+    match = _EXPECT.fullmatch(check.strip())
+    if not match:
+        raise ValueError(f"{check!r} is not `<summary.path> <op> <number>` with op one of == != < <= > >=")
+    try:
+        number = float(match.group(3))
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{check!r}: right-hand side {match.group(3)!r} is not a finite number")
+    return check
+
+
+ExpectCheck = Annotated[str, AfterValidator(_expect_syntax)]
 
 
 class Scenario(Strict):
@@ -320,29 +354,14 @@ class Scenario(Strict):
     cluster: Cluster = Field(default_factory=Cluster)
     services: list[Service] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
-    expect: list[str] = Field(
+    expect: list[ExpectCheck] = Field(
         default_factory=list,
         description='checks on summary.json, e.g. "requests.errors.acquire_timeout == 0"',
     )
 
-    @field_validator("expect")
-    @classmethod
-    def _expect_syntax(cls, checks: list[str]) -> list[str]:
-        for check in checks:
-            match = _EXPECT.match(check)
-            if not match:
-                raise ValueError(
-                    f"{check!r} is not `<summary.path> <op> <number>` with op one of == != < <= > >="
-                )
-            try:
-                float(match.group(3))
-            except ValueError:
-                raise ValueError(f"{check!r}: right-hand side {match.group(3)!r} is not a number") from None
-        return checks
-
 
 def parse_expect(check: str) -> tuple[str, str, float]:
-    match = _EXPECT.match(check)
+    match = _EXPECT.fullmatch(check.strip())
     assert match is not None  # validated on load
     return match.group(1), match.group(2), float(match.group(3))
 
@@ -350,29 +369,77 @@ def parse_expect(check: str) -> tuple[str, str, float]:
 # --------------------------------------------------------------------------------------------- loading
 
 
-def _compose(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose scalar conversions fail as YAML errors with a position.
+
+    PyYAML's own constructors let ValueError escape for scalars its resolver accepted (``2020-99-99``,
+    ``._``, ``0b_``, integers longer than Python's digit limit); those become a ConstructorError here.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, OverflowError, ArithmeticError):
+            shown = node.value if isinstance(node, yaml.ScalarNode) else node.id
+            if isinstance(shown, str) and len(shown) > 40:
+                shown = shown[:37] + "..."
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{shown!r} is not a valid {kind}", node.start_mark
+            ) from None
+
+
+def _compose(text: str, source: str) -> tuple[Any, dict[tuple, int | None]]:
     """YAML → (data, {field path: line}) with duplicate keys rejected."""
-    loader = yaml.SafeLoader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
             raise ScenarioError("the file is empty; a scenario needs at least `name:`", source=source, line=1)
-        lines: dict[tuple, int] = {(): node.start_mark.line + 1}
+        lines: dict[tuple, int | None] = {(): node.start_mark.line + 1}
+        walked: set[int] = set()
 
         def walk(n: yaml.Node, path: tuple) -> None:
+            # an alias is the same node object as its anchor: walk it once, so that neither
+            # self-referencing anchors nor "billion laughs" documents make this recursive or exponential
+            if id(n) in walked:
+                return
+            walked.add(id(n))
             if isinstance(n, yaml.MappingNode):
-                seen: set[Any] = set()
+                seen: set[str] = set()
                 for key_node, value_node in n.value:
+                    if key_node.tag == _MERGE_TAG:
+                        continue
+                    line = key_node.start_mark.line + 1
+                    if not isinstance(key_node, yaml.ScalarNode):
+                        raise ScenarioError(
+                            "a key must be a field name, not a list or mapping",
+                            source=source,
+                            line=line,
+                            field=_format_path(path),
+                        )
                     key = key_node.value
+                    if key_node.tag != _STR_TAG:
+                        raise ScenarioError(
+                            f"key {key!r} is not a field name (write field names as text, e.g. `max_size:`)",
+                            source=source,
+                            line=line,
+                            field=_format_path(path),
+                        )
                     if key in seen:
                         raise ScenarioError(
                             f"key {key!r} appears twice",
                             source=source,
-                            line=key_node.start_mark.line + 1,
+                            line=line,
                             field=_format_path((*path, key)),
                         )
                     seen.add(key)
-                    lines[(*path, key)] = key_node.start_mark.line + 1
+                    lines[(*path, key)] = line
                     walk(value_node, (*path, key))
             elif isinstance(n, yaml.SequenceNode):
                 for i, item in enumerate(n.value):
@@ -384,13 +451,25 @@ def _compose(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
+        message = f"not valid YAML: {exc.problem or exc.context or 'syntax error'}"
+        if exc.problem and exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
+            # e.g. an unclosed bracket: say where the construct that never ended began
+            message += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        raise ScenarioError(message, source=source, line=line) from None
+    except yaml.reader.ReaderError as exc:
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
         raise ScenarioError(
-            f"not valid YAML: {exc.problem or exc.context}", source=source, line=line
+            f"not valid YAML: control character #x{code:04x} is not allowed",
+            source=source,
+            line=text.count("\n", 0, max(exc.position, 0)) + 1,
         ) from None
     except yaml.YAMLError as exc:
         raise ScenarioError(f"not valid YAML: {exc}", source=source) from None
+    except RecursionError:
+        raise ScenarioError("not valid YAML: nested too deeply", source=source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, lines
 
 
@@ -400,8 +479,15 @@ def _format_path(loc: tuple) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + _printable(str(part))
     return out
+
+
+def _printable(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped: error messages are one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _unwrap(annotation: Any) -> list[Any]:
@@ -420,27 +506,37 @@ def _unwrap(annotation: Any) -> list[Any]:
 
 
 def _model_at(loc: tuple, raw: Any) -> type[BaseModel] | None:
-    """The pydantic model that owns the last element of ``loc``, following the raw data for unions."""
-    model: type[BaseModel] | None = Scenario
+    """The pydantic model that owns the last element of ``loc``, following the raw data for unions.
+
+    ``loc`` is pydantic's, so a tagged union item carries its tag: ``('events', 0, 'deploy', 'wave')``.
+    """
+    candidates: list[Any] = [Scenario]
     data = raw
     for part in loc[:-1]:
         if isinstance(part, int):
-            data = data[part] if isinstance(data, list) and part < len(data) else None
+            data = data[part] if isinstance(data, list) and -len(data) <= part < len(data) else None
             continue
-        if model is None:
+        if len(candidates) > 1:
+            tagged = [c for c in candidates if _literal(c, "action") == part]
+            if tagged:  # the union tag pydantic inserted, not a field of the file
+                candidates = tagged
+                continue
+            candidates = _pick_union(candidates, data)
+        if len(candidates) != 1:
             return None
-        field = _field(model, part)
+        field = _field(candidates[0], part)
         if field is None:
             return None
         candidates = _unwrap(field.annotation)
         data = data.get(part) if isinstance(data, dict) else None
-        model = candidates[0] if len(candidates) == 1 else None
-        if len(candidates) > 1:
-            probe = data[0] if isinstance(data, list) and data else data
-            action = probe.get("action") if isinstance(probe, dict) else None
-            model = next((c for c in candidates if _literal(c, "action") == action), None)
-    # loc may end inside a list item ([..., 0, 'field']): the model for items was resolved above
-    return model
+    if len(candidates) > 1:
+        candidates = _pick_union(candidates, data)
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _pick_union(candidates: list[Any], data: Any) -> list[Any]:
+    action = data.get("action") if isinstance(data, dict) else None
+    return [c for c in candidates if _literal(c, "action") == action]
 
 
 def _field(model: type[BaseModel], name: str) -> Any:
@@ -480,14 +576,25 @@ def _pydantic_message(err: dict, raw: Any) -> str:
     message = str(err["msg"])
     message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if kind not in ("value_error", "model_type", "dict_type") and "input" in err:
-        shown = repr(err["input"])
-        if len(shown) > 40:
-            shown = shown[:37] + "..."
-        message += f" (got {shown})"
+        message += f" (got {_short_repr(err['input'])})"
     return message
 
 
-def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
+_REPR = reprlib.Repr()  # keyword arguments need Python 3.12
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxset = 2, 4, 4, 4
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 40
+
+
+def _short_repr(value: Any) -> str:
+    """At most 40 characters of repr(value), without building the repr of a huge or recursive input."""
+    try:
+        shown = _REPR.repr(value)
+    except (ValueError, RecursionError):  # e.g. an int beyond Python's str-conversion digit limit
+        shown = f"<{type(value).__name__}>"
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _line_for(loc: tuple, lines: dict[tuple, int | None]) -> int | None:
     for end in range(len(loc), -1, -1):
         if loc[:end] in lines:
             return lines[loc[:end]]
@@ -495,16 +602,16 @@ def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
 
 
 def _normalise_loc(loc: tuple) -> tuple:
-    # pydantic inserts the union tag ('deploy') after a list index; it is not part of the file's path
-    out: list[Any] = []
-    for part in loc:
-        if out and isinstance(out[-1], int) and part in EVENT_ACTIONS:
-            continue
-        out.append(part)
-    return tuple(out)
+    # pydantic inserts the union tag after an event's index: ('events', 0, 'deploy', 'waves'). It is not
+    # part of the file's path; a key that merely looks like a tag elsewhere (readers[0].deploy) is.
+    if len(loc) >= 3 and loc[0] == "events" and isinstance(loc[1], int) and loc[2] in EVENT_ACTIONS:
+        return (*loc[:2], *loc[3:])
+    return tuple(loc)
 
 
-def validate(raw: Any, *, source: str = "<scenario>", lines: dict[tuple, int] | None = None) -> Scenario:
+def validate(
+    raw: Any, *, source: str = "<scenario>", lines: dict[tuple, int | None] | None = None
+) -> Scenario:
     """Validate raw scenario data (as from YAML) into a fully resolved :class:`Scenario`."""
     lines = lines or {}
     if not isinstance(raw, dict):
@@ -516,7 +623,8 @@ def validate(raw: Any, *, source: str = "<scenario>", lines: dict[tuple, int] | 
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        errors = exc.errors()
+        # a misspelt key shows up twice: as an unknown field and as a missing one; name the misspelling
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         err = errors[0]
         loc = _normalise_loc(tuple(err["loc"]))
         more = (
@@ -536,11 +644,11 @@ def validate(raw: Any, *, source: str = "<scenario>", lines: dict[tuple, int] | 
     return scenario
 
 
-def _fail(message: str, loc: tuple, source: str, lines: dict[tuple, int]) -> typing.NoReturn:
+def _fail(message: str, loc: tuple, source: str, lines: dict[tuple, int | None]) -> typing.NoReturn:
     raise ScenarioError(message, source=source, line=_line_for(loc, lines), field=_format_path(loc))
 
 
-def _check_references(s: Scenario, source: str, lines: dict[tuple, int]) -> None:
+def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) -> None:
     """Cross-field rules pydantic cannot see field by field."""
     if s.warmup >= s.duration:
         _fail(
@@ -643,37 +751,47 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int]) -> None
 # ------------------------------------------------------------------------------------------- overrides
 
 
-def apply_override(raw: dict, assignment: str) -> None:
-    """Apply ``a.b.c=value`` (value parsed as YAML) to raw scenario data; list items by index or by name."""
+def apply_override(raw: dict, assignment: str, *, source: str = "<scenario>") -> tuple:
+    """Apply ``a.b.c=value`` (value parsed as YAML) to raw scenario data; list items by index or by name.
+
+    Returns the path that was set, with list items as indexes (``('services', 0, 'tasks')``).
+    """
     if "=" not in assignment:
-        raise ScenarioError(f"--set {assignment!r}: expected path=value, e.g. services.api.pool.max_size=10")
+        raise ScenarioError(
+            f"--set {assignment!r}: expected path=value, e.g. services.api.pool.max_size=10", source=source
+        )
     path, _, text = assignment.partition("=")
     parts = [p for p in path.strip().split(".") if p]
     if not parts:
-        raise ScenarioError(f"--set {assignment!r}: empty path")
+        raise ScenarioError(f"--set {assignment!r}: empty path before '='", source=source)
     try:
         value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        value = text
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError):
+        value = text  # not YAML (or a scalar PyYAML cannot build): take it as the text it is
     node: Any = raw
+    loc: list[Any] = []
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
-        where = ".".join(parts[: depth + 1])
         if isinstance(node, list):
             index = _list_index(node, part)
             if index is None:
+                where = ".".join(parts[:depth]) or "scenario"
                 names = [
                     str(item.get("name") or item.get("query")) for item in node if isinstance(item, dict)
                 ]
-                raise ScenarioError(
-                    f"--set {path}: no item {part!r} in {'.'.join(parts[:depth]) or 'scenario'} "
-                    f"(use an index 0-{len(node) - 1} or a name: {', '.join(names)})"
+                choices = (
+                    f"use an index 0-{len(node) - 1} or a name: {', '.join(names) or '(none)'}"
+                    if node
+                    else "the list is empty"
                 )
+                raise ScenarioError(f"--set {path}: no item {part!r} in {where} ({choices})", source=source)
+            loc.append(index)
             if last:
                 node[index] = value
             else:
                 node = node[index]
         elif isinstance(node, dict):
+            loc.append(part)
             if last:
                 node[part] = value
             else:
@@ -681,35 +799,54 @@ def apply_override(raw: dict, assignment: str) -> None:
                     node[part] = {}
                 node = node[part]
         else:
-            raise ScenarioError(f"--set {path}: {where} is not a mapping or list")
+            where = ".".join(parts[:depth])
+            raise ScenarioError(
+                f"--set {path}: {where} is {_short_repr(node)}, not a mapping or list, so it has no {part!r}",
+                source=source,
+            )
+    return tuple(loc)
 
 
 def _list_index(items: list, part: str) -> int | None:
-    if part.lstrip("-").isdigit():
+    if re.fullmatch(r"-?[0-9]+", part):
         index = int(part)
-        return index if -len(items) <= index < len(items) else None
+        return index % len(items) if -len(items) <= index < len(items) else None
     for i, item in enumerate(items):
         if isinstance(item, dict) and part in (item.get("name"), item.get("query")):
             return i
     return None
 
 
-def read_raw(path: str | Path) -> tuple[Any, dict[tuple, int], str]:
+def read_raw(path: str | Path) -> tuple[Any, dict[tuple, int | None], str]:
     """Read a scenario file into raw data and its line map."""
-    path = Path(path)
-    source = str(path)
+    source = _printable(str(path))
     try:
-        text = path.read_text(encoding="utf-8")
+        return _read_raw(Path(path), source)
+    except ScenarioError as exc:
+        raise _one_line(exc) from None
+
+
+def _read_raw(path: Path, source: str) -> tuple[Any, dict[tuple, int | None], str]:
+    try:
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ScenarioError("no such file", source=source) from None
     except IsADirectoryError:
         raise ScenarioError("is a directory, not a scenario file", source=source) from None
-    except UnicodeDecodeError:
-        raise ScenarioError("not UTF-8 text", source=source) from None
     except OSError as exc:
-        raise ScenarioError(f"cannot read: {exc.strerror}", source=source) from None
-    data, lines = _compose(text, source)
-    return data, lines, source
+        raise ScenarioError(f"cannot read: {exc.strerror or exc}", source=source) from None
+    except ValueError as exc:  # e.g. an embedded NUL in the path
+        raise ScenarioError(f"not a usable path: {exc}", source=source) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the file as UTF-8",
+            source=source,
+            line=data.count(b"\n", 0, exc.start) + 1,
+        ) from None
+    parsed, lines = _compose(text, source)
+    return parsed, lines, source
 
 
 def load(
@@ -719,7 +856,7 @@ def load(
     seed: int | None = None,
     duration: float | str | None = None,
 ) -> Scenario:
-    """Load, override and validate a scenario file."""
+    """Load, override and validate a scenario file. Raises only :class:`ScenarioError`."""
     raw, lines, source = read_raw(path)
     return from_raw(raw, source=source, lines=lines, overrides=overrides, seed=seed, duration=duration)
 
@@ -728,19 +865,40 @@ def from_raw(
     raw: Any,
     *,
     source: str = "<scenario>",
-    lines: dict[tuple, int] | None = None,
+    lines: dict[tuple, int | None] | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
     seed: int | None = None,
     duration: float | str | None = None,
 ) -> Scenario:
-    if isinstance(raw, dict):
-        for assignment in _assignments(overrides):
-            apply_override(raw, assignment)
-        if seed is not None:
-            raw["seed"] = seed
-        if duration is not None:
-            raw["duration"] = duration
-    return validate(raw, source=source, lines=lines)
+    """Override and validate raw scenario data. Raises only :class:`ScenarioError`."""
+    try:
+        lines = dict(lines or {})
+        if isinstance(raw, dict):
+            # a value from the command line has no line in the file: errors about it name only the field
+            set_locs = [
+                apply_override(raw, assignment, source=source) for assignment in _assignments(overrides)
+            ]
+            if seed is not None:
+                raw["seed"] = seed
+                set_locs.append(("seed",))
+            if duration is not None:
+                raw["duration"] = duration
+                set_locs.append(("duration",))
+            for loc in set_locs:
+                lines = {k: v for k, v in lines.items() if k[: len(loc)] != loc}
+                lines[loc] = None
+        return validate(raw, source=source, lines=lines)
+    except ScenarioError as exc:
+        raise _one_line(exc) from None
+
+
+def _one_line(exc: ScenarioError) -> ScenarioError:
+    """The error itself, or a copy with line breaks and control characters escaped."""
+    if str(exc).isprintable():
+        return exc
+    return ScenarioError(
+        _printable(exc.detail), source=_printable(exc.source), line=exc.line, field=_printable(exc.field)
+    )
 
 
 def _assignments(overrides: list[str] | dict[str, Any] | None) -> list[str]:
