@@ -122,12 +122,15 @@ class ConnectionCost(Strict):
 
 class Cluster(Strict):
     engine: Literal["aurora-postgresql", "aurora-mysql", "postgres", "mysql"] = Field(
-        "aurora-postgresql", description="database engine: " + ", ".join(ENGINES)
+        "aurora-postgresql",
+        description="database engine: "
+        + ", ".join(ENGINES)
+        + "; default aurora-postgresql, the course's engine",
     )
     topology: Literal["single-az", "aurora"] = Field(
         "aurora",
         description="single-az (one RDS instance) or aurora (writer plus 0-15 readers). Other topologies "
-        "are not modelled yet",
+        "are not modelled yet. Default aurora, to match the default engine",
     )
     writer: InstanceSpec = Field(default_factory=InstanceSpec)
     readers: list[InstanceSpec] = Field(
@@ -152,22 +155,29 @@ class Cluster(Strict):
 class Pool(Strict):
     """A client connection pool with HikariCP semantics (FACTS: hikari.defaults)."""
 
-    max_size: int = Field(10, ge=1, le=MAX_POOL, description="maximumPoolSize; HikariCP default 10")
+    max_size: int = Field(
+        10, ge=1, le=MAX_POOL, description="maximumPoolSize; HikariCP default 10 (FACTS: hikari.defaults)"
+    )
     min_idle: int | None = Field(
         None, ge=0, le=MAX_POOL, description="minimumIdle; HikariCP default = max_size (a fixed-size pool)"
     )
     connection_timeout: Duration = Field(
-        30.0, ge=0.25, le=3600, description="connectionTimeout: longest wait for a connection; default 30 s"
+        30.0,
+        ge=0.25,
+        le=3600,
+        description="connectionTimeout: longest wait for a connection; HikariCP default 30 s (FACTS: hikari.defaults)",
     )
     idle_timeout: Duration = Field(
         600.0,
         le=MAX_DURATION_S,
-        description="idleTimeout: idle connections above min_idle close after this; default 10 min; 0 = never",
+        description="idleTimeout: idle connections above min_idle close after this; HikariCP default 10 min "
+        "(FACTS: hikari.defaults); 0 = never",
     )
     max_lifetime: Duration = Field(
         1800.0,
         le=MAX_DURATION_S,
-        description="maxLifetime: a connection is retired after this; default 30 min; 0 = never",
+        description="maxLifetime: a connection is retired after this; HikariCP default 30 min (FACTS: hikari.defaults); "
+        "0 = never",
     )
     max_lifetime_jitter: float = Field(
         0.025,
@@ -224,7 +234,9 @@ class Query(Strict):
         None, le=MAX_RATE, description="arrival rate (Poisson unless `arrival: constant`)"
     )
     arrival: Literal["poisson", "constant"] = Field(
-        "poisson", description="open-workload arrivals: poisson, or constant (evenly spaced, 1/rate apart)"
+        "poisson",
+        description="open-workload arrivals: poisson (default: many independent clients), or constant (evenly "
+        "spaced, 1/rate apart)",
     )
     schedule: list[RatePoint] | None = Field(
         None, min_length=1, description="piecewise-constant Poisson rate: [{at, rate}, ...]"
@@ -238,7 +250,8 @@ class Query(Strict):
     )
     cpu: Duration = Field(0.001, gt=0, le=3600, description="mean DB CPU per query on one vCPU; assumed 1 ms")
     cpu_distribution: Literal["exponential", "constant"] = Field(
-        "exponential", description="distribution of the CPU time (exponential keeps M/M/c theory applicable)"
+        "exponential",
+        description="distribution of the CPU time; default exponential (assumed; keeps M/M/c theory applicable)",
     )
     keys: Keys = Field(default_factory=Keys)
     transaction: Transaction | None = None
@@ -262,10 +275,17 @@ class Service(Strict):
     kind: Literal["ecs"] = Field(
         "ecs", description="ecs (tasks with pools); lambda arrives with RDS Proxy support"
     )
-    tasks: int = Field(1, ge=0, le=MAX_TASKS)
+    tasks: int = Field(
+        1, ge=0, le=MAX_TASKS, description="tasks at start; assumed 1 (a scenario states its fleet)"
+    )
     pool: Pool = Field(default_factory=Pool)
-    connect_via: str = Field("writer", description="default route: writer | reader | custom:<name>")
-    sessions: int = Field(1000, ge=1, le=100_000_000, description="user sessions requests are spread over")
+    connect_via: str = Field(
+        "writer",
+        description="default route: writer | reader | custom:<name>; default writer, the endpoint every app has",
+    )
+    sessions: int = Field(
+        1000, ge=1, le=100_000_000, description="user sessions requests are spread over; assumed 1000"
+    )
     workload: list[Query] = Field(..., min_length=1)
 
     @model_validator(mode="after")
@@ -290,7 +310,12 @@ class Deploy(_Event):
 
     action: Literal["deploy"]
     service: Name
-    waves: int = Field(1, ge=1, le=1000)
+    waves: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="deploy waves; default 1 (the whole fleet at once, ECS maximumPercent 200, FACTS: ecs.deploy)",
+    )
     overlap: Duration = Field(
         60.0,
         le=86400,
@@ -348,9 +373,18 @@ class Scenario(Strict):
     name: Name
     description: str = ""
     seed: int = Field(0, ge=0, le=2**63 - 1, description="run seed; every random stream derives from it")
-    duration: Duration = Field(600.0, gt=0, le=MAX_DURATION_S, description="simulated time; default 10 min")
-    warmup: Duration = Field(0.0, le=MAX_DURATION_S, description="excluded from summary statistics")
-    timeseries_interval: Duration = Field(1.0, ge=0.001, le=86400, description="timeseries.csv row interval")
+    duration: Duration = Field(
+        600.0, gt=0, le=MAX_DURATION_S, description="simulated time; assumed default 10 min"
+    )
+    warmup: Duration = Field(
+        0.0, le=MAX_DURATION_S, description="excluded from summary statistics; default 0 s"
+    )
+    timeseries_interval: Duration = Field(
+        1.0,
+        ge=0.001,
+        le=86400,
+        description="timeseries.csv row interval; default 1 s (CloudWatch's finest resolution)",
+    )
     cluster: Cluster = Field(default_factory=Cluster)
     services: list[Service] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
