@@ -6,6 +6,7 @@ Figures are carried in docs/facts.md with their sources (keys `instance.classes`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 GIB = 2**30
@@ -125,6 +126,9 @@ def default_max_connections(engine: str, instance_class: str, memory_gib: float)
         # FACTS: max_connections.mysql — {DBInstanceClassMemory/12582880}
         return max(1, int(memory // 12582880))
     if engine == "aurora-mysql":
-        # assumed: between published classes, interpolate the table's 1000 per 32 GiB, capped at 16000 (the maximum)
-        return max(1, min(16000, int(1000 * memory_gib / 16)))
+        # assumed: off the table (a memory override), follow its +1000 per doubling of memory from 1000 at
+        # 16 GiB, capped at 16000, the settable maximum
+        if memory_gib < 16:
+            return 90 if memory_gib <= 4 else 135  # the t4g.medium / t4g.large values
+        return min(16000, int(1000 * (1 + math.log2(memory_gib / 16))))
     raise ValueError(f"unknown engine {engine!r}")

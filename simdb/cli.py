@@ -50,6 +50,7 @@ class _Progress:
         if self.bar is None:
             if time.monotonic() - self.started < self.DELAY_S:
                 return
+            from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(
@@ -58,6 +59,7 @@ class _Progress:
                 TextColumn("{task.percentage:>3.0f}%"),
                 TimeRemainingColumn(),
                 transient=True,
+                console=Console(stderr=True),
             )
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=1.0)

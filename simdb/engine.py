@@ -72,6 +72,7 @@ class Sim:
         self.env = simpy.Environment()
         self.rec = Recorder()
         self.arrived = 0
+        self._connection_ids = 0
         cluster = scenario.cluster
         specs = [("writer", cluster.writer), *(("reader", r) for r in cluster.readers)]
         self.instances: list[Instance] = []
@@ -128,6 +129,10 @@ class Sim:
 
     def _add_endpoint(self, name: str, members: list[Instance]) -> None:
         self.endpoints[name] = Endpoint(len(self.endpoints), name, members)
+
+    def next_connection_id(self) -> int:
+        self._connection_ids += 1
+        return self._connection_ids - 1
 
     def stream(self, path: str) -> np.random.Generator:
         return rng.stream(self.scenario.seed, path)

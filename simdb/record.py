@@ -34,8 +34,7 @@ ERROR_CODES = CODES[1:]
 CONN_OPENED = 0
 CONN_REJECTED = 1
 CONN_CLOSED = 2
-CONN_REFUSED = 3
-CONN_KINDS = ("opened", "rejected", "closed", "refused")
+CONN_KINDS = ("opened", "rejected", "closed")
 
 REQUEST_COLUMNS: dict[str, str] = {
     # name: array typecode (d = float64, i = int32, h = int16, b = int8)
@@ -73,6 +72,7 @@ class Recorder:
     conn_instance: array = field(default_factory=lambda: array("h"))
     conn_service: array = field(default_factory=lambda: array("h"))
     conn_kind: array = field(default_factory=lambda: array("b"))
+    conn_id: array = field(default_factory=lambda: array("i"))  # -1 for a rejected attempt
     # pool demand log: connections the live pools may hold (sum of max_size), per endpoint, as it changes
     demand_t: array = field(default_factory=lambda: array("d"))
     demand_endpoint: array = field(default_factory=lambda: array("h"))
@@ -104,7 +104,8 @@ class Recorder:
         self.instance.append(instance)
         self.code.append(code)
 
-    def connection(self, t: float, instance: int, service: int, kind: int) -> None:
+    def connection(self, t: float, instance: int, service: int, kind: int, conn_id: int = -1) -> None:
+        self.conn_id.append(conn_id)
         self.conn_t.append(t)
         self.conn_instance.append(instance)
         self.conn_service.append(service)
@@ -133,6 +134,7 @@ class Recorder:
             "instance": np.frombuffer(self.conn_instance, dtype=np.int16),
             "service": np.frombuffer(self.conn_service, dtype=np.int16),
             "kind": np.frombuffer(self.conn_kind, dtype=np.int8),
+            "id": np.frombuffer(self.conn_id, dtype=np.int32),
         }
 
     def demands(self) -> dict[str, np.ndarray]:

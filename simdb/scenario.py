@@ -55,7 +55,8 @@ Rate = Annotated[
     BeforeValidator(_finite(parse_rate, RATE_HELP)),
     WithJsonSchema({"type": ["string", "number"], "description": RATE_HELP}),
 ]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+# no dots: names are path segments in --set and expect: (services.api.pool.max_size)
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")]
 
 MAX_DURATION_S = 30 * 86400.0
 MAX_RATE = 10_000_000.0
@@ -189,10 +190,9 @@ class Pool(Strict):
 
     @model_validator(mode="after")
     def _min_idle(self) -> Pool:
-        if self.min_idle is None:
+        # HikariCP: minimumIdle unset or above maximumPoolSize means maximumPoolSize
+        if self.min_idle is None or self.min_idle > self.max_size:
             self.min_idle = self.max_size
-        if self.min_idle > self.max_size:
-            raise ValueError(f"min_idle ({self.min_idle}) must not exceed max_size ({self.max_size})")
         return self
 
 
@@ -246,7 +246,7 @@ class Query(Strict):
         None, ge=1, le=1_000_000, description="closed loop: users each with one request out"
     )
     think: Duration = Field(
-        1.0, le=86400, description="closed loop: mean think time (exponential); assumed 1 s"
+        1.0, gt=0, le=86400, description="closed loop: mean think time (exponential); assumed 1 s"
     )
     cpu: Duration = Field(0.001, gt=0, le=3600, description="mean DB CPU per query on one vCPU; assumed 1 ms")
     cpu_distribution: Literal["exponential", "constant"] = Field(
@@ -698,7 +698,25 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
             source,
             lines,
         )
+    rows = s.duration / s.timeseries_interval
+    if abs(rows - round(rows)) > 1e-6 * max(1.0, rows):
+        _fail(
+            f"duration ({s.duration:g} s) must be a whole number of intervals ({s.timeseries_interval:g} s), "
+            "so that every timeseries row covers a full interval",
+            ("timeseries_interval",),
+            source,
+            lines,
+        )
     cluster = s.cluster
+    aurora_engine = cluster.engine.startswith("aurora")
+    if (cluster.topology == "aurora") != aurora_engine:
+        allowed = "aurora-postgresql, aurora-mysql" if cluster.topology == "aurora" else "postgres, mysql"
+        _fail(
+            f"topology {cluster.topology} runs on engine {allowed}, not {cluster.engine}",
+            ("cluster", "engine"),
+            source,
+            lines,
+        )
     if cluster.topology == "single-az" and cluster.readers:
         _fail(
             "single-az has no readers in this version (RDS read replicas are not modelled yet); "
@@ -848,6 +866,15 @@ def _list_index(items: list, part: str) -> int | None:
     for i, item in enumerate(items):
         if isinstance(item, dict) and part in (item.get("name"), item.get("query")):
             return i
+    # readers without a name are called reader-1, reader-2, ... (as in the results)
+    for i, item in enumerate(items):
+        if (
+            isinstance(item, dict)
+            and "name" not in item
+            and "query" not in item
+            and part == f"reader-{i + 1}"
+        ):
+            return i
     return None
 
 
@@ -918,12 +945,32 @@ def from_raw(
             if duration is not None:
                 raw["duration"] = duration
                 set_locs.append(("duration",))
+                _drop_events_after(raw, duration)
             for loc in set_locs:
                 lines = {k: v for k, v in lines.items() if k[: len(loc)] != loc}
                 lines[loc] = None
         return validate(raw, source=source, lines=lines)
     except ScenarioError as exc:
         raise _one_line(exc) from None
+
+
+def _drop_events_after(raw: dict, duration: float | str) -> None:
+    """A shorter --duration runs the scenario's beginning: events at or after the new end are left out."""
+    try:
+        end = parse_duration(duration)
+    except (ValueError, OverflowError):
+        return  # validation reports the bad duration
+    events = raw.get("events")
+    if not isinstance(events, list):
+        return
+
+    def before_end(event: Any) -> bool:
+        try:
+            return parse_duration(event.get("at")) < end
+        except (ValueError, OverflowError, AttributeError):
+            return True  # keep it: validation reports what is wrong with it
+
+    raw["events"] = [e for e in events if not isinstance(e, dict) or before_end(e)]
 
 
 def _one_line(exc: ScenarioError) -> ScenarioError:

@@ -50,12 +50,12 @@ def queueing(scenario: Scenario, vcpu: int) -> dict[str, Any] | None:
     M/M/c when every query's CPU time is exponential with one mean; otherwise M/G/c by the
     Allen-Cunneen approximation Wq ≈ Wq(M/M/c)·(1 + Cs²)/2. None when no closed form applies.
     """
-    if any(e.action == "write_spike" for e in scenario.events):
-        return None
+    if scenario.events:
+        return None  # rates or pool capacity change over time: no steady state
     queries = [q for s in scenario.services for q in s.workload]
     if any((q.route or "writer") != "writer" for q in queries) and scenario.cluster.readers:
         return None
-    if not queries or any(q.rate is None or q.bursts for q in queries):
+    if not queries or any(q.rate is None or q.bursts or q.arrival != "poisson" for q in queries):
         return None
     rates = [q.rate or 0.0 for q in queries]
     lam = sum(rates)
@@ -67,6 +67,8 @@ def queueing(scenario: Scenario, vcpu: int) -> dict[str, Any] | None:
     scv = service_scv(rates, means, expo)
     exact = all(expo) and max(means) - min(means) < 1e-15
     base = mmc(lam, mean_s, vcpu)
+    if not _pools_never_bind(scenario, lam, vcpu, base):
+        return None
     factor = 1.0 if exact else (1.0 + scv) / 2.0
     wq = base["wq_s"] * factor
     return {
@@ -81,6 +83,26 @@ def queueing(scenario: Scenario, vcpu: int) -> dict[str, Any] | None:
         "stable": base["utilization"] < 1.0,
         "little_l": lam * (wq + mean_s) if math.isfinite(wq) else None,
     }
+
+
+def _pools_never_bind(scenario: Scenario, lam: float, vcpu: int, base: dict[str, float]) -> bool:
+    """True when the pools hold so many connections that they almost never limit the CPU queue.
+
+    Connections in use = queries at the DB (M/M/c: P(N ≥ c + k) = C·ρ^k) + connections held after the
+    query (about λ·hold, Poisson). Require P(pool full) below 0.1%.
+    """
+    if base["utilization"] >= 1.0:
+        return False
+    slots = sum(s.tasks * s.pool.max_size for s in scenario.services)
+    held = sum(
+        (q.rate or 0.0) * ((q.transaction.hold + q.transaction.external_call) if q.transaction else 0.0)
+        for s in scenario.services
+        for q in s.workload
+    )
+    spare = slots - held - 4.0 * math.sqrt(held) - vcpu
+    if spare <= 0:
+        return False
+    return base["p_wait"] * base["utilization"] ** spare < 1e-3
 
 
 def task_steps(scenario: Scenario, service: str) -> list[tuple[float, int]]:
@@ -140,19 +162,30 @@ def connection_budget(
         for route in routes:
             per_endpoint.setdefault(route, []).extend((t, d * svc.pool.max_size) for t, d in steps)
     endpoints = {}
+    per_instance: dict[str, list[tuple[float, float]]] = {}
     for route, steps in per_endpoint.items():
         limit = sum(max_connections[m] for m in members[route])
-        peak = int(peak_of_steps(steps))
-        endpoints[route] = {"peak_demand": peak, "max_connections": limit, "fits": peak <= limit}
+        endpoints[route] = {"peak_demand": int(peak_of_steps(steps)), "max_connections": limit}
+        # an endpoint spreads new connections evenly (in expectation) over its members
+        share = 1.0 / len(members[route])
+        for m in members[route]:
+            per_instance.setdefault(m, []).extend((t, d * share) for t, d in steps)
+    instances = {}
+    for name, steps in per_instance.items():
+        peak = peak_of_steps(steps)
+        instances[name] = {
+            "peak_demand": round(peak, 1),
+            "max_connections": max_connections[name],
+            "fits": peak <= max_connections[name],
+        }
     all_steps = [s for steps in per_endpoint.values() for s in steps]
-    targeted = sorted({m for route in per_endpoint for m in members[route]})
-    total_limit = sum(max_connections[m] for m in targeted)
-    peak_total = int(peak_of_steps(all_steps)) if all_steps else 0
+    total_limit = sum(max_connections[m] for m in instances)
     return {
-        "formula": "peak over time of sum(live tasks x pool max_size) per endpoint",
+        "formula": "peak over time of sum(live tasks x pool max_size), per endpoint and spread over its instances",
         "fleets": fleets,
         "endpoints": endpoints,
-        "peak_demand": peak_total,
+        "instances": instances,
+        "peak_demand": int(peak_of_steps(all_steps)) if all_steps else 0,
         "max_connections": total_limit,
-        "fits": all(e["fits"] for e in endpoints.values()),
+        "fits": all(i["fits"] for i in instances.values()),
     }

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from simdb.analysis.metrics import downtime_windows
 
 
-def _reference(t_end: list[float], ok: list[bool], start: float, end: float) -> list[tuple[float, float]]:
+def _reference(
+    t_end: list[float], ok: list[bool], start: float, end: float, min_window: float = 0.0
+) -> list[tuple[float, float]]:
     windows = []
     open_at = None
     for t, good in sorted(zip(t_end, ok, strict=True), key=lambda x: x[0]):
@@ -21,7 +23,7 @@ def _reference(t_end: list[float], ok: list[bool], start: float, end: float) -> 
     if open_at is not None:
         windows.append((open_at, end))
     clipped = [(min(max(a, start), end), min(max(b, start), end)) for a, b in windows]
-    return [(a, b) for a, b in clipped if b > a]
+    return [(a, b) for a, b in clipped if b > a and b - a >= min_window]
 
 
 @settings(derandomize=True, max_examples=300)
@@ -29,8 +31,9 @@ def _reference(t_end: list[float], ok: list[bool], start: float, end: float) -> 
     st.lists(st.tuples(st.integers(0, 1000), st.booleans()), max_size=60),
     st.integers(0, 300),
     st.integers(301, 1200),
+    st.sampled_from([0.0, 1.0, 50.0]),
 )
-def test_matches_slow_reference(rows, start, end) -> None:
+def test_matches_slow_reference(rows, start, end, min_window) -> None:
     # distinct completion times, as a continuous-time simulation produces
     t_end = [t + i * 1e-6 for i, (t, _) in enumerate(rows)]
     ok = [good for _, good in rows]
@@ -46,3 +49,9 @@ def test_one_success_anywhere_ends_a_window() -> None:
     t = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     ok = np.array([True, False, False, True, False])
     assert downtime_windows(t, ok, 0.0, 10.0) == [(2.0, 4.0), (5.0, 10.0)]
+
+
+def test_short_windows_are_partial_outages_not_downtime() -> None:
+    t = np.array([1.0, 1.2, 1.5, 3.0, 6.0])
+    ok = np.array([True, False, True, False, True])
+    assert downtime_windows(t, ok, 0.0, 10.0, min_window_s=1.0) == [(3.0, 6.0)]

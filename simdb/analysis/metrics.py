@@ -18,6 +18,9 @@ from ..record import CODES, CONN_CLOSED, CONN_OPENED, CONN_REJECTED, ERROR_CODES
 from ..scenario import parse_expect
 
 PERCENTILES = (50, 95, 99)
+# assumed: a failure that a success (of any client) follows within a second is a partial outage, not
+# downtime: a retry would have succeeded. Shorter windows are left out of the totals and the list.
+MIN_DOWNTIME_WINDOW_S = 1.0
 
 
 def rnd(x: Any, digits: int = 6) -> Any:
@@ -226,7 +229,7 @@ class Analysis:
         by_query: dict[str, Any] = {}
         names = [q.name for q in raw.queries]
         for qi, q in enumerate(raw.queries):
-            key = q.name if names.count(q.name) == 1 else f"{q.service}.{q.name}"
+            key = q.name if names.count(q.name) == 1 else f"{q.service}:{q.name}"
             mine = c["query"] == qi
             by_query[key] = {
                 "service": q.service,
@@ -337,7 +340,9 @@ class Analysis:
         windows: list[dict[str, Any]] = []
         totals = {}
         for kind, mask in (("write", self.is_write), ("read", ~self.is_write)):
-            found = downtime_windows(self.cols["t_end"][mask], self.ok[mask], self.warmup, self.duration)
+            found = downtime_windows(
+                self.cols["t_end"][mask], self.ok[mask], self.warmup, self.duration, MIN_DOWNTIME_WINDOW_S
+            )
             totals[kind] = sum(e - s for s, e in found)
             windows += [{"start_s": rnd(s), "end_s": rnd(e), "kind": kind} for s, e in found]
         windows.sort(key=lambda x: (x["start_s"], x["kind"]))
@@ -391,11 +396,12 @@ def _rate(times: np.ndarray, n: int, interval: float) -> np.ndarray:
 
 
 def downtime_windows(
-    t_end: np.ndarray, ok: np.ndarray, start: float, end: float
+    t_end: np.ndarray, ok: np.ndarray, start: float, end: float, min_window_s: float = 0.0
 ) -> list[tuple[float, float]]:
     """Client-seen downtime: from a failure to the next success (by completion time), clipped to [start, end].
 
-    Requests of every client are merged: one success anywhere ends a window.
+    Requests of every client are merged: one success anywhere ends a window. Windows shorter than
+    ``min_window_s`` (after clipping) are dropped.
     """
     if t_end.size == 0:
         return []
@@ -414,7 +420,7 @@ def downtime_windows(
         ends = np.full(first_bad.size, end)
     starts = t[first_bad]
     s_clip, e_clip = np.clip(starts, start, end), np.clip(ends, start, end)
-    keep = e_clip > s_clip
+    keep = (e_clip > s_clip) & (e_clip - s_clip >= min_window_s)
     return [(float(a), float(b)) for a, b in zip(s_clip[keep], e_clip[keep], strict=True)]
 
 

@@ -106,19 +106,20 @@ class Instance:
 
     # ---------------------------------------------------------- connections
 
-    def accept(self, service: int) -> bool:
-        """A connection attempt reaches the server: take a slot, or reject at max_connections."""
+    def accept(self, service: int) -> int:
+        """A connection attempt reaches the server: a new connection id, or -1 when at max_connections."""
         now = self.env._now
         if self.connections >= self.max_connections:
             self.sim.rec.connection(now, self.index, service, CONN_REJECTED)
-            return False
+            return -1
         self._advance_connections(now)
         self.connections += 1
-        self.sim.rec.connection(now, self.index, service, CONN_OPENED)
-        return True
+        conn_id = self.sim.next_connection_id()
+        self.sim.rec.connection(now, self.index, service, CONN_OPENED, conn_id)
+        return conn_id
 
-    def disconnect(self, service: int) -> None:
+    def disconnect(self, service: int, conn_id: int) -> None:
         now = self.env._now
         self._advance_connections(now)
         self.connections -= 1
-        self.sim.rec.connection(now, self.index, service, CONN_CLOSED)
+        self.sim.rec.connection(now, self.index, service, CONN_CLOSED, conn_id)

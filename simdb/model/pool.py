@@ -39,11 +39,12 @@ CONNECTION_REFUSED = CODE["connection_refused"]
 class Connection:
     """An open DB connection; scheduled on the event queue only for its lifetime deadline."""
 
-    __slots__ = ("callbacks", "closed", "evicted", "idle", "instance", "last_used")
+    __slots__ = ("callbacks", "closed", "evicted", "id", "idle", "instance", "last_used")
     _ok = True
 
-    def __init__(self, instance: Any, now: float) -> None:
+    def __init__(self, conn_id: int, instance: Any, now: float) -> None:
         self.callbacks: Any = None
+        self.id = conn_id
         self.instance = instance
         self.last_used = now
         self.evicted = False
@@ -65,6 +66,9 @@ class _SetupJob:
 
 
 class _Deadline:
+    """A borrower's connection_timeout. Cleared when the borrower is served, so the event queue does not
+    keep a finished request alive until the deadline passes."""
+
     __slots__ = ("callbacks", "req")
     _ok = True
 
@@ -127,12 +131,10 @@ class Pool:
 
     def acquire(self, req: Any) -> None:
         idle = self.idle
-        while idle:
+        if idle:
+            # idle connections are never evicted: an idle one is closed when its lifetime ends
             conn = idle.pop()
             conn.idle = False
-            if conn.evicted:
-                self._close(conn)
-                continue
             self.in_use += 1
             req.conn = conn
             req.t_acq = self.env._now
@@ -141,7 +143,8 @@ class Pool:
         req.waiting = True
         self.waiters.append(req)
         self.n_waiting += 1
-        self._schedule(_Deadline(self._timeout_callbacks, req), NORMAL, self.connection_timeout)
+        req.deadline = deadline = _Deadline(self._timeout_callbacks, req)
+        self._schedule(deadline, NORMAL, self.connection_timeout)
         self._fill()
 
     def release(self, conn: Connection) -> None:
@@ -159,6 +162,7 @@ class Pool:
             req = waiters.popleft()
             if req.waiting:
                 req.waiting = False
+                req.deadline.req = None
                 self.n_waiting -= 1
                 self.in_use += 1
                 req.conn = conn
@@ -173,7 +177,7 @@ class Pool:
 
     def _timed_out(self, deadline: _Deadline) -> None:
         req = deadline.req
-        if req.waiting:
+        if req is not None and req.waiting:
             req.waiting = False
             self.n_waiting -= 1
             req.query.fail(req, self.last_error or ACQUIRE_TIMEOUT)
@@ -216,14 +220,15 @@ class Pool:
         if not instance.up:
             self.last_error = CONNECTION_REFUSED
             return False
-        if not instance.accept(service.index):
+        conn_id = instance.accept(service.index)
+        if conn_id < 0:
             self.last_error = TOO_MANY_CONNECTIONS
             return False
         ready = env.event()
         instance.submit(_SetupJob(self.setup_cpu_s, lambda job: ready.succeed()))
         yield ready
         now = env.now
-        conn = Connection(instance, now)
+        conn = Connection(conn_id, instance, now)
         self.total += 1
         self.last_error = 0
         if self.max_lifetime > 0:
@@ -238,7 +243,7 @@ class Pool:
     def _close(self, conn: Connection) -> None:
         conn.closed = True
         self.total -= 1
-        conn.instance.disconnect(self.service.index)
+        conn.instance.disconnect(self.service.index, conn.id)
 
     def _expired(self, conn: Connection) -> None:
         if conn.closed:
@@ -255,7 +260,8 @@ class Pool:
         while self.open:
             yield self.env.timeout(HOUSEKEEPING_S)
             now = self.env.now
-            surplus = self.total - self.min_idle
+            # HikariCP retires idle connections only while more than minimumIdle are idle
+            surplus = len(self.idle) - self.min_idle
             for conn in list(self.idle):
                 if surplus <= 0:
                     break

@@ -7,7 +7,7 @@ connections come back.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..record import CODE
 from ..rng import uniforms
@@ -23,12 +23,11 @@ SERVICE_UNAVAILABLE = CODE["service_unavailable"]
 
 
 class Task:
-    __slots__ = ("id", "pools", "started_s")
+    __slots__ = ("id", "pools")
 
-    def __init__(self, task_id: int, pools: list[Pool], started_s: float) -> None:
+    def __init__(self, task_id: int, pools: list[Pool]) -> None:
         self.id = task_id
         self.pools = pools
-        self.started_s = started_s
 
 
 class ServiceRuntime:
@@ -45,10 +44,9 @@ class ServiceRuntime:
         self._next_id = 0
 
     def start_tasks(self, count: int) -> list[Task]:
-        now = self.env.now
         started = []
         for _ in range(count):
-            task = Task(self._next_id, [], now)
+            task = Task(self._next_id, [])
             self._next_id += 1
             task.pools = [Pool(self.sim, self, task.id, ep) for ep in self.endpoints]
             self.serving.append(task)
@@ -79,7 +77,3 @@ class ServiceRuntime:
         pool = task.pools[req.query.route_slot]
         req.pool = pool
         pool.acquire(req)
-
-    def oldest(self, count: int, among: list[Any] | None = None) -> list[Task]:
-        tasks = [t for t in (among if among is not None else self.serving) if t in self.serving]
-        return tasks[:count]

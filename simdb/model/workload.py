@@ -31,6 +31,7 @@ class Request:
         "callbacks",
         "conn",
         "cpu",
+        "deadline",
         "key",
         "pool",
         "query",
