@@ -85,7 +85,7 @@ def timeline(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pa
     ax.set_title("DB connections vs max_connections")
     _decorate(ax, events, summary, label=True)
     _event_labels(ax, events)
-    ax.legend(loc="upper left", fontsize=7, ncol=2)
+    ax.legend(loc="center right", fontsize=7, ncol=2)
 
     ax = axes[1]
     ax.plot(t, ts["Requests"], color="tab:green", lw=1.2, label="ok")
@@ -129,7 +129,7 @@ def connections(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any],
     ax.set_title("Open connections, pool demand and the limit")
     _decorate(ax, events, summary, label=True)
     _event_labels(ax, events)
-    ax.legend(loc="upper left", fontsize=7, ncol=2)
+    ax.legend(loc="center right", fontsize=7, ncol=2)
     ax = axes[1]
     for name in names:
         ax.plot(t, ts[f"ConnectionAttempts.{name}"], lw=1.0, label=f"ConnectionAttempts {name}")
