@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from conftest import single_instance
@@ -22,7 +24,7 @@ def _run(c: int, rho: float, requests: int, seed: int):
             vcpu=c,
             rate=rate,
             cpu_s=MEAN_CPU_S,
-            duration_s=warmup + requests / rate,
+            duration_s=warmup + math.ceil(requests / rate),
             warmup_s=warmup,
             seed=seed,
         )
