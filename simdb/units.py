@@ -29,7 +29,7 @@ DURATION_UNITS = {
     "d": 86400.0,
 }
 RATE_UNITS = {"s": 1.0, "sec": 1.0, "min": 1 / 60.0, "h": 1 / 3600.0}
-SIZE_UNITS = {
+SIZE_UNITS: dict[str, float] = {
     "B": 1,
     "KiB": 2**10,
     "MiB": 2**20,
@@ -66,43 +66,33 @@ def _plain_number(value: object) -> float | None:
     return None
 
 
-def parse_duration(value: object) -> float:
-    """Seconds from ``"250ms"``, ``"5s"``, ``"10min"``, ``"1h"``, ``"2d"`` or a bare number of seconds."""
+def _parse(
+    value: object, pattern: re.Pattern[str], units: dict[str, float], help_text: str, what: str
+) -> float:
     number = _plain_number(value)
     if number is None:
         if not isinstance(value, str):
-            raise ValueError(f"expected {DURATION_HELP}")
-        match = _DURATION_RE.match(value)
-        if not match or match.group(2) not in DURATION_UNITS:
-            raise ValueError(f"{value!r} is not {DURATION_HELP}")
-        number = float(match.group(1)) * DURATION_UNITS[match.group(2)]
-    return _finite_non_negative(number, "a duration")
+            raise ValueError(f"expected {help_text}")
+        match = pattern.match(value)
+        if not match or match.group(2) not in units:
+            raise ValueError(f"{value!r} is not {help_text}")
+        number = float(match.group(1)) * units[match.group(2)]
+    return _finite_non_negative(number, what)
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``"250ms"``, ``"5s"``, ``"10min"``, ``"1h"``, ``"2d"`` or a bare number of seconds."""
+    return _parse(value, _DURATION_RE, DURATION_UNITS, DURATION_HELP, "a duration")
 
 
 def parse_rate(value: object) -> float:
     """Events per second from ``"2000/s"``, ``"120/min"``, ``"10/h"`` or a bare number per second."""
-    number = _plain_number(value)
-    if number is None:
-        if not isinstance(value, str):
-            raise ValueError(f"expected {RATE_HELP}")
-        match = _RATE_RE.match(value)
-        if not match or match.group(2) not in RATE_UNITS:
-            raise ValueError(f"{value!r} is not {RATE_HELP}")
-        number = float(match.group(1)) * RATE_UNITS[match.group(2)]
-    return _finite_non_negative(number, "a rate")
+    return _parse(value, _RATE_RE, RATE_UNITS, RATE_HELP, "a rate")
 
 
 def parse_size(value: object) -> float:
     """Bytes from ``"500GiB"``, ``"10GB"`` or a bare number of bytes."""
-    number = _plain_number(value)
-    if number is None:
-        if not isinstance(value, str):
-            raise ValueError(f"expected {SIZE_HELP}")
-        match = _SIZE_RE.match(value)
-        if not match or match.group(2) not in SIZE_UNITS:
-            raise ValueError(f"{value!r} is not {SIZE_HELP}")
-        number = float(match.group(1)) * SIZE_UNITS[match.group(2)]
-    return _finite_non_negative(number, "a size")
+    return _parse(value, _SIZE_RE, SIZE_UNITS, SIZE_HELP, "a size")
 
 
 def format_duration(seconds: float) -> str:
