@@ -123,9 +123,7 @@ class Pool:
         self.open = False
         self.sim.rec.demand(self.env.now, self.endpoint.index, -self.max_size)
         if not self.n_waiting:
-            for conn in self.idle:
-                self._close(conn)
-            self.idle.clear()
+            self._close_idle()
 
     # ---------------------------------------------------------------- borrow
 
@@ -182,9 +180,7 @@ class Pool:
             self.n_waiting -= 1
             req.query.fail(req, self.last_error or ACQUIRE_TIMEOUT)
             if not self.open and not self.n_waiting:
-                for conn in self.idle:
-                    self._close(conn)
-                self.idle.clear()
+                self._close_idle()
 
     # ------------------------------------------------------------------ fill
 
@@ -239,6 +235,12 @@ class Pool:
         return True
 
     # -------------------------------------------------------------- retiring
+
+    def _close_idle(self) -> None:
+        for conn in self.idle:
+            conn.idle = False
+            self._close(conn)
+        self.idle.clear()
 
     def _close(self, conn: Connection) -> None:
         conn.closed = True
