@@ -110,7 +110,7 @@ class Sim:
         self.queries: list[QueryClass] = []
         self._by_name: dict[str, ServiceRuntime] = {}
         for s_index, spec in enumerate(scenario.services):
-            routes = list(dict.fromkeys(q.route or spec.connect_via for q in spec.workload))
+            routes = spec.routes()
             runtime = ServiceRuntime(self, s_index, spec, [self.endpoints[r] for r in routes])
             self.services.append(runtime)
             self._by_name[spec.name] = runtime

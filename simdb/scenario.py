@@ -288,6 +288,10 @@ class Service(Strict):
     )
     workload: list[Query] = Field(..., min_length=1)
 
+    def routes(self) -> list[str]:
+        """The endpoints this service's queries use, in first-use order: each task has one pool per route."""
+        return list(dict.fromkeys(q.route or self.connect_via for q in self.workload))
+
     @model_validator(mode="after")
     def _unique_queries(self) -> Service:
         seen: set[str] = set()

@@ -149,7 +149,7 @@ def connection_budget(
     fleets = []
     for svc in scenario.services:
         steps = task_steps(scenario, svc.name)
-        routes = list(dict.fromkeys(q.route or svc.connect_via for q in svc.workload))
+        routes = svc.routes()
         fleets.append(
             {
                 "service": svc.name,
