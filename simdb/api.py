@@ -17,10 +17,10 @@ import pandas as pd
 import yaml
 
 from . import __version__
-from .analysis.metrics import Analysis
-from .engine import simulate
+from .analysis.metrics import Analysis, ExpectationError
+from .engine import Sim, simulate
 from .errors import ScenarioError, SimdbError
-from .scenario import Scenario, from_raw, load, resolved
+from .scenario import Scenario, expect_error, from_raw, load, resolved
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
@@ -137,6 +137,16 @@ def check_out(out: str | Path) -> None:
         raise SimdbError(f"{out}: cannot use as results folder: {exc.strerror or exc}") from None
 
 
+def check_expectations(scenario: Scenario) -> None:
+    """Raise ScenarioError (with the file's line) if an `expect:` line names no number in summary.json."""
+    if not scenario.expect:
+        return
+    try:
+        Analysis(Sim(scenario).snapshot()).summary()
+    except ExpectationError as exc:
+        raise expect_error(scenario, exc.index, str(exc)) from None
+
+
 def default_out(scenario: Scenario, root: str | Path = "runs") -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Path(root) / scenario.name / f"{stamp}-seed{scenario.seed}"
@@ -151,6 +161,8 @@ def prepare(
 ) -> Scenario:
     """A validated Scenario from a file path, a bundled name, raw data or a Scenario."""
     if isinstance(scenario, Scenario):
+        if not overrides and seed is None and duration is None:
+            return scenario
         raw: Any = resolved(scenario)
         return from_raw(raw, overrides=overrides, seed=seed, duration=duration)
     if isinstance(scenario, dict):
@@ -175,8 +187,9 @@ def run(
     True
     """
     s = prepare(scenario, seed=seed, overrides=overrides, duration=duration)
+    check_expectations(s)  # a mistyped expect: path fails now, not after a long simulation
     if out is not None:
-        check_out(out)  # fail before a long simulation, not after it
+        check_out(out)
     raw = simulate(s, progress)
     started = time.perf_counter()
     analysis = Analysis(raw)

@@ -149,6 +149,7 @@ def validate(
     for name in scenarios:
         try:
             s = api.prepare(name, overrides=list(set_ or []))
+            api.check_expectations(s)
             typer.echo(f"ok  {name}: {s.name} ({len(s.services)} services, {len(s.events)} events)")
         except SimdbError as exc:
             typer.echo(_one_line(f"simdb: {exc}"), err=True)

@@ -179,6 +179,13 @@ class Sim:
         if self._n_samples < n_rows:
             self._sample(interval)
         samples = {k: np.asarray(v[:n_rows], dtype=np.float64) for k, v in self._samples.items()}
+        return self._raw(samples, wall)
+
+    def snapshot(self) -> RawRun:
+        """The run's names and shape before any time has passed (no requests): what the summary will hold."""
+        return self._raw({}, 0.0)
+
+    def _raw(self, samples: dict[str, np.ndarray], wall: float) -> RawRun:
         return RawRun(
             scenario=self.scenario,
             recorder=self.rec,

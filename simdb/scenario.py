@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -374,6 +375,10 @@ ExpectCheck = Annotated[str, AfterValidator(_expect_syntax)]
 class Scenario(Strict):
     """A complete experiment: cluster, client fleets, timed events and the expected verdict."""
 
+    # where the scenario came from, for errors found after loading (expect: paths)
+    _source: str = PrivateAttr("<scenario>")
+    _expect_lines: list[int | None] = PrivateAttr(default_factory=list)
+
     name: Name
     description: str = ""
     seed: int = Field(0, ge=0, le=2**63 - 1, description="run seed; every random stream derives from it")
@@ -395,6 +400,17 @@ class Scenario(Strict):
     expect: list[ExpectCheck] = Field(
         default_factory=list,
         description='checks on summary.json, e.g. "requests.errors.acquire_timeout == 0"',
+    )
+
+
+def expect_error(scenario: Scenario, index: int, message: str) -> ScenarioError:
+    """A ScenarioError pointing at the scenario's ``expect[index]`` line."""
+    lines = scenario._expect_lines
+    return ScenarioError(
+        message,
+        source=scenario._source,
+        line=lines[index] if index < len(lines) else None,
+        field=f"expect[{index}]",
     )
 
 
@@ -679,6 +695,8 @@ def validate(
     except RecursionError:
         raise ScenarioError("the scenario is nested too deeply", source=source) from None
     _check_references(scenario, source, lines)
+    scenario._source = source
+    scenario._expect_lines = [_line_for(("expect", i), lines) for i in range(len(scenario.expect))]
     return scenario
 
 

@@ -74,3 +74,20 @@ def test_names_cannot_contain_dots() -> None:
     raw["services"][0]["name"] = "api.v2"
     with pytest.raises(ScenarioError, match=r"services\[0\]\.name"):
         from_raw(raw)
+
+
+def test_a_mistyped_expect_path_fails_before_the_run_with_its_line(tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\nduration: 10s\ncluster: {writer: {class: db.r6g.large}}\n"
+        "services:\n  - name: api\n    workload:\n      - {query: q, rate: 10/s}\n"
+        "expect:\n  - 'requests.ok > 0'\n  - 'request.failed == 0'\n  - 'by_query.q > 0'\n"
+    )
+    s = simdb.load_scenario(str(path))
+    with pytest.raises(ScenarioError) as err:
+        simdb.run(s)
+    assert str(err.value).startswith(f"{path}:10: expect[1]: summary.json has no 'request.failed'")
+    assert "did you mean 'requests.failed'?" in str(err.value)
+    fixed = simdb.load_scenario(str(path), overrides=["expect.1='requests.failed == 0'"])
+    with pytest.raises(ScenarioError, match=r"expect\[2\]: 'by_query.q' in summary.json is not a number"):
+        simdb.api.check_expectations(fixed)

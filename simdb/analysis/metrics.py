@@ -14,6 +14,7 @@ import pandas as pd
 
 from .. import theory
 from ..engine import RawRun
+from ..errors import SimdbError
 from ..record import CODES, CONN_CLOSED, CONN_OPENED, CONN_REJECTED, ERROR_CODES, OK
 from ..scenario import parse_expect
 
@@ -436,9 +437,15 @@ def lookup(summary: dict[str, Any], path: str) -> Any:
     return node
 
 
-def evaluate_expectations(checks: list[str], summary: dict[str, Any]) -> list[dict[str, Any]]:
-    from ..errors import SimdbError
+class ExpectationError(SimdbError):
+    """An `expect:` line names no number in summary.json."""
 
+    def __init__(self, index: int, message: str) -> None:
+        self.index = index
+        super().__init__(message)
+
+
+def evaluate_expectations(checks: list[str], summary: dict[str, Any]) -> list[dict[str, Any]]:
     ops = {
         "==": lambda a, b: a == b,
         "!=": lambda a, b: a != b,
@@ -448,7 +455,7 @@ def evaluate_expectations(checks: list[str], summary: dict[str, Any]) -> list[di
         ">=": lambda a, b: a >= b,
     }
     results = []
-    for check in checks:
+    for index, check in enumerate(checks):
         path, op, expected = parse_expect(check)
         try:
             value = lookup(summary, path)
@@ -458,9 +465,9 @@ def evaluate_expectations(checks: list[str], summary: dict[str, Any]) -> list[di
             candidates = list(_paths(summary))
             close = difflib.get_close_matches(path, candidates, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise SimdbError(f"expect: {check!r}: summary has no {path!r}{hint}") from None
+            raise ExpectationError(index, f"summary.json has no {path!r}{hint}") from None
         if isinstance(value, dict | list) or value is None:
-            raise SimdbError(f"expect: {check!r}: {path!r} is not a number")
+            raise ExpectationError(index, f"{path!r} in summary.json is not a number")
         results.append({"check": check, "value": rnd(value), "passed": bool(ops[op](float(value), expected))})
     return results
 
