@@ -1,12 +1,14 @@
-"""Client-seen downtime windows: the vectorised computation against a slow reference."""
+"""Vectorised analysis against slow references: downtime windows, per-interval percentiles."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simdb.analysis.metrics import downtime_windows
+from simdb.analysis.metrics import binned_percentiles, downtime_windows
 
 
 def _reference(
@@ -55,3 +57,18 @@ def test_short_windows_are_partial_outages_not_downtime() -> None:
     t = np.array([1.0, 1.2, 1.5, 3.0, 6.0])
     ok = np.array([True, False, True, False, True])
     assert downtime_windows(t, ok, 0.0, 10.0, min_window_s=1.0) == [(3.0, 6.0)]
+
+
+@settings(derandomize=True, max_examples=100)
+@given(st.lists(st.tuples(st.integers(0, 9), st.floats(0, 1e4, allow_nan=False)), max_size=200))
+def test_binned_percentiles_match_pandas(rows) -> None:
+    bins = np.asarray([b for b, _ in rows], dtype=np.int64)
+    values = np.asarray([v for _, v in rows], dtype=np.float64)
+    p50, p99 = binned_percentiles(bins, values, 10, (0.5, 0.99))
+    want = pd.Series(values).groupby(bins).quantile([0.5, 0.99]).unstack() if rows else None
+    for b in range(10):
+        if want is None or b not in want.index:
+            assert np.isnan(p50[b]) and np.isnan(p99[b])
+        else:
+            assert p50[b] == pytest.approx(want.loc[b, 0.5])
+            assert p99[b] == pytest.approx(want.loc[b, 0.99])
