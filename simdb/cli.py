@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .errors import SimdbError
+from .errors import SimdbError, one_line
 
 app = typer.Typer(
     add_completion=False,
@@ -21,15 +21,8 @@ app = typer.Typer(
 
 
 def _fail(error: BaseException) -> typer.Exit:
-    typer.echo(_one_line(f"simdb: {error}"), err=True)
+    typer.echo(one_line(f"simdb: {error}"), err=True)
     return typer.Exit(2)
-
-
-def _one_line(message: str) -> str:
-    """Errors are one line on stderr, whatever characters the file or its path contained."""
-    if message.isprintable():
-        return message
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 class _Progress:
@@ -152,7 +145,7 @@ def validate(
             api.check_expectations(s)
             typer.echo(f"ok  {name}: {s.name} ({len(s.services)} services, {len(s.events)} events)")
         except SimdbError as exc:
-            typer.echo(_one_line(f"simdb: {exc}"), err=True)
+            typer.echo(one_line(f"simdb: {exc}"), err=True)
             bad += 1
     if bad:
         raise typer.Exit(2)

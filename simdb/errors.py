@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped: error messages are one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class SimdbError(Exception):
     """A problem the user can fix: bad input, bad usage, an unreadable results folder."""
 

@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from .catalog import AURORA_CLASSES, ENGINES, INSTANCE_CLASSES
-from .errors import ScenarioError
+from .errors import ScenarioError, one_line
 from .units import DURATION_HELP, RATE_HELP, parse_duration, parse_rate
 
 
@@ -533,15 +533,8 @@ def _format_path(loc: tuple) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + _printable(str(part))
+            out += ("." if out else "") + one_line(str(part))
     return out
-
-
-def _printable(text: str) -> str:
-    """``text`` with line breaks and other unprintable characters escaped: error messages are one line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _unwrap(annotation: Any) -> list[Any]:
@@ -902,7 +895,7 @@ def _list_index(items: list, part: str) -> int | None:
 
 def read_raw(path: str | Path) -> tuple[Any, dict[tuple, int | None], str]:
     """Read a scenario file into raw data and its line map."""
-    source = _printable(str(path))
+    source = one_line(str(path))
     try:
         return _read_raw(Path(path), source)
     except ScenarioError as exc:
@@ -1000,7 +993,7 @@ def _one_line(exc: ScenarioError) -> ScenarioError:
     if str(exc).isprintable():
         return exc
     return ScenarioError(
-        _printable(exc.detail), source=_printable(exc.source), line=exc.line, field=_printable(exc.field)
+        one_line(exc.detail), source=one_line(exc.source), line=exc.line, field=one_line(exc.field)
     )
 
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from simdb import scenario
 from simdb.cli import app
-from simdb.errors import ScenarioError
+from simdb.errors import ScenarioError, one_line
 
 # A frozen copy of scenarios/quickstart.yaml: the expected line numbers below are counted in this text,
 # so edits to the bundled scenario do not move them.
@@ -634,7 +634,7 @@ def test_an_unknown_key_anywhere_is_named_with_what_is_allowed(
     assert "unknown field" in outcome.detail, outcome
     allowed = outcome.detail.split("(allowed: ", 1)[1]
     assert allowed[0].isalpha(), outcome  # a non-empty list of field names
-    assert outcome.field.endswith(scenario._printable(key)), (outcome.field, key)
+    assert outcome.field.endswith(one_line(key)), (outcome.field, key)
 
 
 @settings(PROPERTY, max_examples=60)
