@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import gc
 import io
 import json
@@ -56,6 +57,7 @@ from simdb import theory  # noqa: E402
 from simdb.analysis.metrics import Analysis  # noqa: E402
 from simdb.api import prepare  # noqa: E402
 from simdb.engine import RawRun, Sim, simulate  # noqa: E402
+from simdb.model.replication import ReplicationLog  # noqa: E402
 from simdb.record import OK, REQUEST_COLUMNS, Recorder  # noqa: E402
 
 C = 20
@@ -172,8 +174,24 @@ def tiled_run(raw: RawRun, target: int) -> RawRun:
         setattr(rec, name, getattr(src, name))
     for name in ("demand_t", "demand_endpoint", "demand_delta"):
         setattr(rec, name, getattr(src, name))
+    log, st = raw.replication, raw.storage
+
+    def tile_times(t: np.ndarray) -> np.ndarray:
+        return (t[None, ...] + offsets.reshape((k, *(1,) * t.ndim))).reshape((k * t.shape[0], *t.shape[1:]))
+
+    replication = ReplicationLog(
+        write_t=tile_times(log.write_t),
+        write_key=np.tile(log.write_key, k),
+        write_session=np.tile(log.write_session, k),
+        write_query=np.tile(log.write_query, k),
+        replicas=log.replicas,
+        apply_t=tile_times(log.apply_t),
+    )
+    storage = dataclasses.replace(st, commit_t=tile_times(st.commit_t), commit_s=np.tile(st.commit_s, k))
     return RawRun(
         scenario=raw.scenario.model_copy(update={"duration": span * k}),
+        storage=storage,
+        replication=replication,
         recorder=rec,
         instances=raw.instances,
         endpoints=raw.endpoints,

@@ -77,6 +77,21 @@ def _print_summary(result: Any, out: Path | None) -> None:
         f"pool       acquire wait mean {s['pool']['acquire_wait_ms']['mean']:.2f} ms, p99 "
         f"{s['pool']['acquire_wait_ms']['p99']:.2f} ms; {s['pool']['acquire_timeouts']} gave up waiting",
     ]
+    st, rep = s["storage"], s["replication"]
+    quorum = (
+        f"; write quorum lost {st['write_quorum_lost_s']:g} s, read quorum lost {st['read_quorum_lost_s']:g} s"
+        if st["kind"] == "aurora"
+        else ""
+    )
+    lines.append(
+        f"storage    {st['kind']}: commit p50 {st['commit_ms']['p50']:.2f} ms, p99 {st['commit_ms']['p99']:.2f} ms{quorum}"
+    )
+    if rep["kind"] != "none":
+        lines.append(
+            f"replicas   {rep['kind']}: lag mean {rep['lag_ms']['mean']:.1f} ms, max {rep['lag_ms']['max']:.1f} ms; "
+            f"{rep['stale_reads']} of {rep['reads_on_replicas']} replica reads stale, "
+            f"{rep['read_your_writes_violations']} read-your-writes violations"
+        )
     for check in s["expect"]:
         lines.append(
             f"expect     {'PASS' if check['passed'] else 'FAIL'}  {check['check']}  (value {check['value']})"
@@ -84,7 +99,10 @@ def _print_summary(result: Any, out: Path | None) -> None:
     if out is not None:
         lines.append(f"results    {out}/  (summary.json, timeseries.csv, requests.parquet, events.csv)")
         if (out / "plots").is_dir():
-            lines.append(f"plots      {out}/plots/timeline.png, {out}/plots/connections.png")
+            order = {"timeline.png": 0, "connections.png": 1}
+            files = sorted((out / "plots").glob("*.png"), key=lambda p: (order.get(p.name, 2), p.name))
+            pngs = ", ".join(f"{out}/plots/{p.name}" for p in files)
+            lines.append(f"plots      {pngs}")
     typer.echo("\n".join(lines))
 
 

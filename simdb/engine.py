@@ -17,11 +17,13 @@ import simpy
 from . import rng
 from .catalog import INSTANCE_CLASSES, default_max_connections
 from .model.endpoints import Endpoint
-from .model.faults import schedule_all
+from .model.faults import schedule_all, schedule_random_failures
 from .model.instance import Instance
+from .model.replication import ReplicaInfo, ReplicationLog, apply_times
 from .model.services import ServiceRuntime
+from .model.storage import AuroraVolume, EbsStorage, StorageModel
 from .model.workload import QueryClass
-from .record import Recorder
+from .record import OK, Recorder
 from .scenario import Scenario
 
 PROGRESS_STEPS = 200
@@ -47,6 +49,21 @@ class QueryInfo:
 
 
 @dataclass
+class StorageLog:
+    """Commit latencies and reachable copies over time."""
+
+    kind: str  # aurora | ebs
+    copies: int
+    write_quorum: int
+    read_quorum: int
+    commit_t: np.ndarray
+    commit_s: np.ndarray
+    state_t: np.ndarray
+    state_reachable: np.ndarray
+    data_loss: bool
+
+
+@dataclass
 class RawRun:
     """Everything a run produced, as arrays and names: the only input analysis gets."""
 
@@ -60,6 +77,8 @@ class RawRun:
     arrived: int
     in_flight_at_end: int
     events_processed: int
+    storage: StorageLog
+    replication: ReplicationLog
     wall_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -73,6 +92,7 @@ class Sim:
         self.rec = Recorder()
         self.arrived = 0
         self._connection_ids = 0
+        self.az_outages: dict[str, int] = {}
         cluster = scenario.cluster
         specs = [("writer", cluster.writer), *(("reader", r) for r in cluster.readers)]
         self.instances: list[Instance] = []
@@ -96,9 +116,11 @@ class Sim:
                 )
             )
         writer, readers = self.instances[0], self.instances[1:]
+        self.storage = self._build_storage()
         self.endpoints: dict[str, Endpoint] = {}
         self._add_endpoint("writer", [writer])
-        if cluster.topology != "single-az":
+        # Aurora's reader endpoint falls back to the writer; on RDS, `reader` spreads over the replicas
+        if cluster.topology == "aurora" or readers:
             self._add_endpoint("reader", readers or [writer])
         for custom in sorted({r.endpoint for r in cluster.readers if r.endpoint}):
             members = [
@@ -118,14 +140,33 @@ class Sim:
                 self.queries.append(
                     QueryClass(self, runtime, len(self.queries), q, routes.index(q.route or spec.connect_via))
                 )
+        for q in self.queries:
+            if q.spec.follows is not None:
+                leader = next(
+                    p for p in self.queries if p.service is q.service and p.spec.query == q.spec.follows.query
+                )
+                leader.followers.append(q)
         for runtime in self.services:
             if runtime.spec.tasks:
                 runtime.start_tasks(runtime.spec.tasks)
         schedule_all(self, scenario.events)
+        schedule_random_failures(self)
         self._samples: dict[str, list[float]] = {}
         self._last_integrals: dict[int, tuple[float, float, float]] = {}
         self._n_samples = 0
         self.env.process(self._sampler())
+
+    def _build_storage(self) -> StorageModel:
+        cluster = self.scenario.cluster
+        spec, writer_az = cluster.storage, cluster.writer.az
+        if cluster.topology == "aurora":
+            return AuroraVolume(self, spec, writer_az)
+        if cluster.topology == "multi-az-instance":
+            assert cluster.standby_az is not None
+            return EbsStorage(self, spec, writer_az, [cluster.standby_az], "all")
+        if cluster.topology == "multi-az-cluster":
+            return EbsStorage(self, spec, writer_az, [r.az for r in cluster.readers], "first")
+        return EbsStorage(self, spec, writer_az, [], "all")
 
     def _add_endpoint(self, name: str, members: list[Instance]) -> None:
         self.endpoints[name] = Endpoint(len(self.endpoints), name, members)
@@ -181,6 +222,53 @@ class Sim:
         samples = {k: np.asarray(v[:n_rows], dtype=np.float64) for k, v in self._samples.items()}
         return self._raw(samples, wall)
 
+    def replicas(self) -> list[ReplicaInfo]:
+        kind = self.scenario.cluster.replica_kind()
+        now = self.env.now
+        return [
+            ReplicaInfo(i.name, i.index, kind, tuple((a, min(b, now)) for a, b in i.down_log))
+            for i in self.instances
+            if i.role == "reader"
+        ]
+
+    def _replication(self, samples: dict[str, np.ndarray]) -> ReplicationLog:
+        rec = self.rec.requests()
+        is_write = np.array([q.is_write for q in self.queries] + [False], dtype=bool)
+        query = rec["query"]
+        mask = (rec["code"] == OK) & is_write[np.where(query >= 0, query, len(self.queries))]
+        write_t = rec["t_end"][mask]
+        order = np.argsort(write_t, kind="stable")  # requests are recorded in end order already
+        write_t = write_t[order]
+        replicas = self.replicas()
+        now = self.env.now
+        downtime = {i.name: [(a, min(b, now)) for a, b in i.down_log] for i in self.instances if i.down_log}
+        cpu = {r.name: samples.get(f"CPUUtilization.{r.name}", np.empty(0)) / 100.0 for r in replicas}
+        scenario = self.scenario
+        return ReplicationLog(
+            write_t=write_t,
+            write_key=rec["key"][mask][order],
+            write_session=rec["session"][mask][order],
+            write_query=query[mask][order],
+            replicas=replicas,
+            apply_t=apply_times(
+                scenario.cluster, replicas, write_t, cpu, downtime, scenario.timeseries_interval, now
+            ),
+        )
+
+    def _storage_log(self) -> StorageLog:
+        st = self.storage
+        return StorageLog(
+            kind=st.kind,
+            copies=st.total_copies(),
+            write_quorum=st.write_quorum(),
+            read_quorum=st.read_quorum(),
+            commit_t=np.frombuffer(st.commit_t, dtype=np.float64),
+            commit_s=np.frombuffer(st.commit_s, dtype=np.float64),
+            state_t=np.frombuffer(st.state_t, dtype=np.float64),
+            state_reachable=np.frombuffer(st.state_reachable, dtype=np.int8).astype(np.int64),
+            data_loss=st.data_loss,
+        )
+
     def snapshot(self) -> RawRun:
         """The run's names and shape before any time has passed (no requests): what the summary will hold."""
         return self._raw({}, 0.0)
@@ -200,6 +288,8 @@ class Sim:
                 for q in self.queries
             ],
             samples=samples,
+            storage=self._storage_log(),
+            replication=self._replication(samples),
             arrived=self.arrived,
             in_flight_at_end=self.arrived - len(self.rec),
             # SimPy numbers every scheduled event; the counter's next value is how many there were

@@ -17,6 +17,8 @@ import pandas as pd
 from .record import ERROR_CODES
 
 ERROR_COLORS = dict(zip(ERROR_CODES, plt.get_cmap("tab10").colors, strict=False))
+# the end of something already marked: a thin grey line, no label
+QUIET_EVENTS = ("tasks_stopped", "write_spike_end", "instance_up", "az_recovered", "storage_repaired")
 
 
 def _decorate(ax: Any, events: pd.DataFrame, summary: dict[str, Any], label: bool) -> None:
@@ -24,7 +26,7 @@ def _decorate(ax: Any, events: pd.DataFrame, summary: dict[str, Any], label: boo
     if warmup:
         ax.axvspan(0, warmup, color="0.9", zorder=0, label="warm-up (excluded)" if label else None)
     for _, ev in events.iterrows():
-        if ev["kind"] in ("tasks_stopped", "write_spike_end"):
+        if ev["kind"] in QUIET_EVENTS:
             style = {"color": "0.5", "ls": ":", "lw": 0.9}
         else:
             style = {"color": "tab:purple", "ls": "--", "lw": 1.0}
@@ -35,7 +37,7 @@ def _decorate(ax: Any, events: pd.DataFrame, summary: dict[str, Any], label: boo
 def _event_labels(ax: Any, events: pd.DataFrame) -> None:
     shown: set[tuple[float, str]] = set()
     for _, ev in events.iterrows():
-        if ev["kind"] in ("tasks_stopped", "write_spike_end"):
+        if ev["kind"] in QUIET_EVENTS:
             continue
         key = (round(ev["time_s"], 3), ev["kind"])
         if key in shown:
@@ -145,9 +147,75 @@ def connections(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any],
     plt.close(fig)
 
 
+def stale_reads(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    """Stale-read fraction and read-your-writes violations above replica lag and the write rate."""
+    t = ts["time_s"]
+    rep = summary["replication"]
+    fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
+    fig.suptitle(
+        f"{summary['scenario']} — stale reads (seed {summary['seed']}): "
+        f"{rep['stale_reads']} of {rep['reads_on_replicas']} replica reads stale, "
+        f"{rep['read_your_writes_violations']} read-your-writes violations"
+    )
+    ax = axes[0]
+    if "StaleReadFraction" in ts:
+        ax.plot(
+            t,
+            100.0 * ts["StaleReadFraction"],
+            color="tab:red",
+            lw=1.2,
+            label="stale reads (% of replica reads)",
+        )
+        ax.set_ylim(bottom=0)
+        right = ax.twinx()
+        right.plot(
+            t, ts["ReadYourWritesViolations"], color="tab:purple", lw=1.0, ls="--", label="RYW violations / s"
+        )
+        right.set_ylabel("read-your-writes violations / s")
+        right.set_ylim(bottom=0)
+        right.legend(loc="upper right", fontsize=7)
+    else:
+        ax.text(
+            0.5, 0.5, "no replicas serve reads: nothing can be stale", ha="center", transform=ax.transAxes
+        )
+    ax.set_ylabel("stale reads (%)")
+    ax.set_title("Reads on replicas that missed a committed write")
+    _decorate(ax, events, summary, label=True)
+    _event_labels(ax, events)
+    ax.legend(loc="upper left", fontsize=7)
+
+    ax = axes[1]
+    aurora = [c for c in ts.columns if c.startswith("AuroraReplicaLag.")]
+    rds = [c for c in ts.columns if c.startswith("ReplicaLag.")]
+    for col in aurora:
+        ax.plot(t, ts[col], lw=1.1, label=f"AuroraReplicaLag {col.split('.', 1)[1]} (ms)")
+    for col in rds:
+        ax.plot(
+            t, ts[col] * (1.0 if not aurora else 1000.0), lw=1.1, label=f"ReplicaLag {col.split('.', 1)[1]}"
+        )
+    ax.set_ylabel("replica lag (ms)" if aurora else "replica lag (s)")
+    ax.set_title("Replica lag (AuroraReplicaLag: mean per interval; ReplicaLag: at the interval's end)")
+    _decorate(ax, events, summary, label=False)
+    if aurora or rds:
+        ax.legend(loc="upper left", fontsize=7)
+
+    ax = axes[2]
+    ax.plot(t, ts["CommittedWrites"], color="tab:blue", lw=1.1, label="committed writes / s")
+    if "ReplicaReads" in ts:
+        ax.plot(t, ts["ReplicaReads"], color="tab:green", lw=1.0, label="reads on replicas / s")
+    ax.set_ylabel("rate (per s)")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_title("Write rate and replica reads")
+    _decorate(ax, events, summary, label=False)
+    ax.legend(loc="upper left", fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    out = [folder / "timeline.png", folder / "connections.png"]
+    out = [folder / "timeline.png", folder / "connections.png", folder / "stale_reads.png"]
     timeline(ts, events, summary, out[0])
     connections(ts, events, summary, out[1])
+    stale_reads(ts, events, summary, out[2])
     return out

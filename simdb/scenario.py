@@ -87,6 +87,14 @@ class InstanceSpec(Strict):
     az: str = Field("a", pattern=r"^[a-z]$", description="availability zone letter; assumed default `a`")
     tier: int = Field(1, ge=0, le=15, description="failover promotion tier 0-15 (FACTS: failover.tiers)")
     endpoint: Name | None = Field(None, description="custom endpoint this reader belongs to")
+    apply_rate: Rate | None = Field(
+        None,
+        gt=0,
+        le=MAX_RATE,
+        description="RDS read replicas and Multi-AZ cluster standbys: writes/s the replica applies; default "
+        "2000/s for read replicas (assumed, FACTS: replication.rds_apply_rate) and "
+        "cluster.replication.cluster_apply_rate for standbys",
+    )
     vcpu: int | None = Field(None, ge=1, le=1024, description="override the class's vCPU count (what-if)")
     memory_gib: float | None = Field(None, gt=0, le=32768, description="override the class's memory (GiB)")
 
@@ -122,6 +130,138 @@ class ConnectionCost(Strict):
     )
 
 
+class LatencyDist(Strict):
+    """A lognormal latency given by its median and 99th percentile."""
+
+    p50: Duration = Field(..., gt=0, le=60)
+    p99: Duration = Field(..., gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LatencyDist:
+        if self.p99 < self.p50:
+            raise ValueError(f"p99 ({self.p99:g} s) must be at least p50 ({self.p50:g} s)")
+        return self
+
+
+class StorageFailures(Strict):
+    """Random failures of Aurora storage: each segment's node and each AZ alternate up and down."""
+
+    segment_mtbf: Duration | None = Field(
+        None, gt=0, le=1e9, description="mean time between failures of one segment's node; unset = none"
+    )
+    segment_mttr: Duration | None = Field(
+        None, gt=0, le=1e9, description="mean time to repair a segment; default storage.segment_repair"
+    )
+    az_mtbf: Duration | None = Field(
+        None, gt=0, le=1e9, description="mean time between outages of one AZ; unset = none"
+    )
+    az_mttr: Duration = Field(3600.0, gt=0, le=1e9, description="mean AZ outage length; assumed 1 h")
+
+
+class Storage(Strict):
+    """Commit paths: Aurora's 6-copy quorum volume, or EBS (plus the standby's copy on Multi-AZ)."""
+
+    azs: list[Annotated[str, Field(pattern=r"^[a-z]$")]] = Field(
+        default_factory=lambda: ["a", "b", "c"],
+        description="aurora: the 3 AZs holding the volume's 6 copies, 2 each (FACTS: storage.copies)",
+    )
+    segment_latency: LatencyDist = Field(
+        default_factory=lambda: LatencyDist(p50=0.0005, p99=0.002),
+        description="aurora: one storage node's write ack time before network, lognormal; assumed p50 0.5 ms, "
+        "p99 2 ms (FACTS: storage.segment_latency)",
+    )
+    ebs_latency: LatencyDist = Field(
+        default_factory=lambda: LatencyDist(p50=0.0008, p99=0.003),
+        description="RDS: an EBS write (commit flush), lognormal; assumed p50 0.8 ms, p99 3 ms "
+        "(FACTS: storage.ebs_latency)",
+    )
+    same_az_rtt: Duration = Field(
+        0.0001,
+        ge=0,
+        le=1,
+        description="network round trip inside an AZ; assumed 0.1 ms (FACTS: network.same_az_rtt)",
+    )
+    cross_az_rtt: Duration = Field(
+        0.001,
+        ge=0,
+        le=1,
+        description="network round trip between AZs; assumed 1 ms (FACTS: network.cross_az_rtt)",
+    )
+    segment_repair: Duration = Field(
+        10.0,
+        ge=0,
+        le=86400,
+        description="aurora: time to re-create a lost 10 GiB segment on another node; 10 s (FACTS: storage.repair); "
+        "0 = no repair",
+    )
+    write_quorum_timeout: Duration = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="aurora: commits wait for a lost write quorum to return (FACTS: storage.quorum_loss); after "
+        "this long the client gives up with quorum_unavailable. Assumed 5 s, an application statement "
+        "timeout; 0 = fail at once",
+    )
+    standby_ack_latency: LatencyDist = Field(
+        default_factory=lambda: LatencyDist(p50=0.0001, p99=0.0005),
+        description="multi-az-cluster: a readable standby's acknowledgement once the change reaches its log, "
+        "lognormal; assumed p50 0.1 ms, p99 0.5 ms (FACTS: multi_az_cluster)",
+    )
+    failures: StorageFailures = Field(default_factory=StorageFailures)
+
+    @field_validator("azs")
+    @classmethod
+    def _three_azs(cls, value: list[str]) -> list[str]:
+        if len(value) != 3 or len(set(value)) != 3:
+            raise ValueError(f"needs 3 different AZ letters, got {value}")
+        return value
+
+
+class AuroraLag(Strict):
+    """Aurora reader lag: a line fitted to the Aurora paper's Table 4, scaled up by reader CPU load."""
+
+    base: Duration = Field(
+        0.00257,
+        ge=0,
+        le=60,
+        description="lag at no writes; 2.57 ms (fitted to FACTS: replication.aurora_lag)",
+    )
+    per_1000_writes: Duration = Field(
+        0.000282,
+        ge=0,
+        le=60,
+        description="extra lag per 1000 writes/s; 0.282 ms (fitted to FACTS: replication.aurora_lag)",
+    )
+    load_factor: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="lag x (1 + load_factor x reader CPU utilisation); assumed 1 (FACTS: replication.aurora_lag)",
+    )
+
+
+class Replication(Strict):
+    aurora: AuroraLag = Field(default_factory=AuroraLag)
+    network_delay: Duration = Field(
+        0.0005,
+        ge=0,
+        le=60,
+        description="RDS read replicas: one-way delay shipping a change; assumed 0.5 ms "
+        "(FACTS: replication.rds_network_delay)",
+    )
+    cluster_apply_rate: Rate = Field(
+        2000.0,
+        gt=0,
+        le=MAX_RATE,
+        description="Multi-AZ cluster standbys: writes/s each applies after acknowledging; assumed 2000/s, as "
+        "for read replicas (FACTS: replication.cluster_apply_rate)",
+    )
+
+
+TOPOLOGIES = ("single-az", "multi-az-instance", "multi-az-cluster", "aurora")
+RDS_REPLICA_APPLY_RATE = 2000.0  # assumed: FACTS replication.rds_apply_rate
+
+
 class Cluster(Strict):
     engine: Literal["aurora-postgresql", "aurora-mysql", "postgres", "mysql"] = Field(
         "aurora-postgresql",
@@ -129,17 +269,29 @@ class Cluster(Strict):
         + ", ".join(ENGINES)
         + "; default aurora-postgresql, the course's engine",
     )
-    topology: Literal["single-az", "aurora"] = Field(
+    topology: Literal["single-az", "multi-az-instance", "multi-az-cluster", "aurora"] = Field(
         "aurora",
-        description="single-az (one RDS instance) or aurora (writer plus 0-15 readers). Other topologies "
-        "are not modelled yet. Default aurora, to match the default engine",
+        description="single-az (one RDS instance on EBS, 0-15 async read replicas), multi-az-instance (plus a "
+        "synchronous standby that takes no reads), multi-az-cluster (writer plus 2 readable semisynchronous "
+        "standbys in 3 AZs) or aurora (writer plus 0-15 readers on one quorum volume). Default aurora, to match "
+        "the default engine (FACTS: topology.limits)",
     )
     writer: InstanceSpec = Field(default_factory=InstanceSpec)
     readers: list[InstanceSpec] = Field(
-        default_factory=list, max_length=15, description="aurora: 0-15 readers"
+        default_factory=list,
+        max_length=15,
+        description="aurora: 0-15 readers; single-az and multi-az-instance: 0-15 read replicas; "
+        "multi-az-cluster: exactly 2, the readable standbys (FACTS: replicas.max)",
+    )
+    standby_az: str | None = Field(
+        None,
+        pattern=r"^[a-z]$",
+        description="multi-az-instance: the standby's AZ; default the first of a, b, c that is not the writer's",
     )
     parameters: Parameters = Field(default_factory=Parameters)
     connection: ConnectionCost = Field(default_factory=ConnectionCost)
+    storage: Storage = Field(default_factory=Storage)
+    replication: Replication = Field(default_factory=Replication)
 
     @model_validator(mode="after")
     def _names(self) -> Cluster:
@@ -148,7 +300,13 @@ class Cluster(Strict):
         for i, reader in enumerate(self.readers, start=1):
             if reader.name is None:
                 reader.name = f"reader-{i}"
+        if self.topology == "multi-az-instance" and self.standby_az is None:
+            self.standby_az = next(az for az in "abc" if az != self.writer.az)
         return self
+
+    def replica_kind(self) -> str:
+        """How this topology's readers get changes: aurora (shared volume), async (RDS), semisync (cluster)."""
+        return {"aurora": "aurora", "multi-az-cluster": "semisync"}.get(self.topology, "async")
 
 
 # -------------------------------------------------------------------------------------------- services
@@ -223,6 +381,21 @@ class Transaction(Strict):
     )
 
 
+def _follow_shorthand(value: object) -> object:
+    # `follows: place_order` is short for `follows: {query: place_order}`
+    return {"query": value} if isinstance(value, str) else value
+
+
+class Follow(Strict):
+    """A read-after-write flow: after each successful `query`, the same session reads the same key."""
+
+    query: Name = Field(..., description="the query class this one follows (same service)")
+    fraction: float = Field(1.0, gt=0, le=1, description="share of completions followed; default 1")
+    delay: Duration = Field(
+        0.0, ge=0, le=86400, description="time between the completion and the read; default 0"
+    )
+
+
 class Query(Strict):
     """A query class: what is sent, how often, where, and what it costs the DB."""
 
@@ -256,13 +429,19 @@ class Query(Strict):
     )
     keys: Keys = Field(default_factory=Keys)
     transaction: Transaction | None = None
+    follows: Annotated[Follow | None, BeforeValidator(_follow_shorthand)] = Field(
+        None,
+        description="issue this query after each completion of another query in the service, with the same "
+        "session and key: `follows: place_order` or `{query, fraction, delay}`",
+    )
 
     @model_validator(mode="after")
     def _one_load(self) -> Query:
-        given = [k for k in ("rate", "schedule", "users") if getattr(self, k) is not None]
+        given = [k for k in ("rate", "schedule", "users", "follows") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                f"query {self.query!r} needs exactly one of rate, schedule, users (got {', '.join(given) or 'none'})"
+                f"query {self.query!r} needs exactly one of rate, schedule, users, follows "
+                f"(got {', '.join(given) or 'none'})"
             )
         if self.users is not None and self.bursts:
             raise ValueError("bursts apply to open workloads (rate or schedule), not to users")
@@ -350,8 +529,37 @@ class WriteSpike(_Event):
     for_: Duration = Field(..., alias="for", gt=0, le=MAX_DURATION_S)
 
 
-Event = Annotated[Union[Deploy, ScaleService, WriteSpike], Field(discriminator="action")]  # noqa: UP007
-EVENT_ACTIONS = ("deploy", "scale_service", "write_spike")
+class AzOutage(_Event):
+    """An availability zone is lost: its instances are down and its storage copies unreachable."""
+
+    action: Literal["az_outage"]
+    az: str = Field(..., pattern=r"^[a-z]$", description="the AZ letter")
+    for_: Duration = Field(..., alias="for", gt=0, le=MAX_DURATION_S)
+
+
+class StorageNodeFailure(_Event):
+    """Storage nodes holding `count` of the 6 copies of a protection group fail (FACTS: storage.repair)."""
+
+    action: Literal["storage_node_failure"]
+    count: int = Field(1, ge=1, le=6, description="copies lost; default 1")
+    az: str | None = Field(
+        None, pattern=r"^[a-z]$", description="take the copies from this AZ first; default any AZ, at random"
+    )
+    for_: Duration | None = Field(
+        None,
+        alias="for",
+        gt=0,
+        le=MAX_DURATION_S,
+        description="how long the nodes stay down; a copy is back sooner when repair finishes first "
+        "(storage.segment_repair). Default: until repaired",
+    )
+
+
+Event = Annotated[
+    Union[Deploy, ScaleService, WriteSpike, AzOutage, StorageNodeFailure],  # noqa: UP007
+    Field(discriminator="action"),
+]
+EVENT_ACTIONS = ("deploy", "scale_service", "write_spike", "az_outage", "storage_node_failure")
 
 _EXPECT = re.compile(r"[ \t]*([A-Za-z_][\w\-]*(?:\.[\w\-]+)*)[ \t]*(==|!=|<=|>=|<|>)[ \t]*(\S+)[ \t]*")
 
@@ -697,6 +905,71 @@ def _fail(message: str, loc: tuple, source: str, lines: dict[tuple, int | None])
     raise ScenarioError(message, source=source, line=_line_for(loc, lines), field=_format_path(loc))
 
 
+def _check_topology(cluster: Cluster, source: str, lines: dict[tuple, int | None]) -> None:
+    """Shapes each topology can have (FACTS: topology.limits)."""
+    topology = cluster.topology
+    aurora_engine = cluster.engine.startswith("aurora")
+    if (topology == "aurora") != aurora_engine:
+        allowed = "aurora-postgresql, aurora-mysql" if topology == "aurora" else "postgres, mysql"
+        _fail(
+            f"topology {topology} runs on engine {allowed}, not {cluster.engine}",
+            ("cluster", "engine"),
+            source,
+            lines,
+        )
+    if topology == "multi-az-cluster":
+        if len(cluster.readers) != 2:
+            _fail(
+                f"multi-az-cluster has exactly 2 readers (its readable standbys), not {len(cluster.readers)}",
+                ("cluster", "readers"),
+                source,
+                lines,
+            )
+        azs = [cluster.writer.az, cluster.readers[0].az, cluster.readers[1].az]
+        if len(set(azs)) != 3:
+            _fail(
+                f"multi-az-cluster puts the writer and its 2 standbys in 3 different AZs, got {', '.join(azs)}",
+                ("cluster", "readers"),
+                source,
+                lines,
+            )
+    if cluster.standby_az is not None:
+        if topology != "multi-az-instance":
+            _fail(
+                "standby_az applies to topology multi-az-instance only",
+                ("cluster", "standby_az"),
+                source,
+                lines,
+            )
+        elif cluster.standby_az == cluster.writer.az:
+            _fail(
+                f"the standby must be in another AZ than the writer ({cluster.writer.az})",
+                ("cluster", "standby_az"),
+                source,
+                lines,
+            )
+    for i, reader in enumerate(cluster.readers):
+        if reader.apply_rate is not None and topology == "aurora":
+            _fail(
+                "Aurora readers share the cluster volume and apply no change stream; apply_rate is for RDS "
+                "read replicas and Multi-AZ cluster standbys (see cluster.replication.aurora for Aurora lag)",
+                ("cluster", "readers", i, "apply_rate"),
+                source,
+                lines,
+            )
+        if reader.apply_rate is None and topology in ("single-az", "multi-az-instance"):
+            reader.apply_rate = RDS_REPLICA_APPLY_RATE
+        elif reader.apply_rate is None and topology == "multi-az-cluster":
+            reader.apply_rate = cluster.replication.cluster_apply_rate
+    if cluster.writer.apply_rate is not None:
+        _fail(
+            "the writer applies no changes; apply_rate is for readers",
+            ("cluster", "writer", "apply_rate"),
+            source,
+            lines,
+        )
+
+
 def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) -> None:
     """Cross-field rules pydantic cannot see field by field."""
     if s.warmup >= s.duration:
@@ -723,23 +996,7 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
             lines,
         )
     cluster = s.cluster
-    aurora_engine = cluster.engine.startswith("aurora")
-    if (cluster.topology == "aurora") != aurora_engine:
-        allowed = "aurora-postgresql, aurora-mysql" if cluster.topology == "aurora" else "postgres, mysql"
-        _fail(
-            f"topology {cluster.topology} runs on engine {allowed}, not {cluster.engine}",
-            ("cluster", "engine"),
-            source,
-            lines,
-        )
-    if cluster.topology == "single-az" and cluster.readers:
-        _fail(
-            "single-az has no readers in this version (RDS read replicas are not modelled yet); "
-            "use topology: aurora for readers",
-            ("cluster", "readers"),
-            source,
-            lines,
-        )
+    _check_topology(cluster, source, lines)
     if cluster.engine.startswith("aurora"):
         for loc, spec in [(("cluster", "writer"), cluster.writer)] + [
             (("cluster", "readers", i), r) for i, r in enumerate(cluster.readers)
@@ -759,28 +1016,32 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
                 f"instance name {name!r} is used twice", ("cluster", "readers", i - 1, "name"), source, lines
             )
     custom = {r.endpoint for r in cluster.readers if r.endpoint}
-    routes = {"writer", "reader"} | {f"custom:{c}" for c in custom}
+    routes = {"writer"} | {f"custom:{c}" for c in custom}
+    # Aurora's reader endpoint falls back to the writer; RDS topologies have readers only with replicas
+    if cluster.topology == "aurora" or cluster.readers:
+        routes.add("reader")
     allowed_routes = ", ".join(sorted(routes))
+    no_reader = "no readers, so no reader route; add readers (read replicas) or route to the writer"
     service_names: list[str] = []
     for i, svc in enumerate(s.services):
         if svc.name in service_names:
             _fail(f"service name {svc.name!r} is used twice", ("services", i, "name"), source, lines)
         service_names.append(svc.name)
         if svc.connect_via not in routes:
+            hint = f"{cluster.topology} has {no_reader}" if svc.connect_via == "reader" else ""
             _fail(
-                f"unknown endpoint {svc.connect_via!r}; allowed: {allowed_routes}",
+                hint or f"unknown endpoint {svc.connect_via!r}; allowed: {allowed_routes}",
                 ("services", i, "connect_via"),
                 source,
                 lines,
             )
-        if cluster.topology == "single-az" and svc.connect_via == "reader":
-            _fail("single-az has no reader endpoint", ("services", i, "connect_via"), source, lines)
+        names_in_service = [q.query for q in svc.workload]
         for j, q in enumerate(svc.workload):
             route = q.route or svc.connect_via
-            if route not in routes or (cluster.topology == "single-az" and route != "writer"):
-                allowed = "writer" if cluster.topology == "single-az" else allowed_routes
+            if route not in routes:
+                hint = f"{cluster.topology} has {no_reader}" if route == "reader" else ""
                 _fail(
-                    f"unknown route {route!r}; allowed: {allowed}",
+                    hint or f"unknown route {route!r}; allowed: {allowed_routes}",
                     ("services", i, "workload", j, "route"),
                     source,
                     lines,
@@ -793,6 +1054,32 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
                     lines,
                 )
             q.route = route
+            if q.follows is not None:
+                loc = ("services", i, "workload", j, "follows")
+                leader = q.follows.query
+                if leader == q.query or leader not in names_in_service:
+                    others = [n for n in names_in_service if n != q.query]
+                    close = difflib.get_close_matches(leader, others, n=1)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    _fail(
+                        f"follows {leader!r}, which is not another query of service {svc.name!r}; "
+                        f"{hint}queries: {', '.join(others) or 'none'}",
+                        loc,
+                        source,
+                        lines,
+                    )
+                if svc.workload[names_in_service.index(leader)].follows is not None:
+                    _fail(
+                        f"{leader!r} itself follows another query; follow the query that starts the flow",
+                        loc,
+                        source,
+                        lines,
+                    )
+    cluster_azs = {cluster.writer.az, *(r.az for r in cluster.readers)}
+    if cluster.standby_az:
+        cluster_azs.add(cluster.standby_az)
+    if cluster.topology == "aurora":
+        cluster_azs.update(cluster.storage.azs)
     for i, ev in enumerate(s.events):
         if ev.at >= s.duration:
             _fail(
@@ -801,6 +1088,29 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
                 source,
                 lines,
             )
+        if isinstance(ev, AzOutage) and ev.az not in cluster_azs:
+            _fail(
+                f"AZ {ev.az!r} holds nothing of this cluster; its AZs: {', '.join(sorted(cluster_azs))}",
+                ("events", i, "az"),
+                source,
+                lines,
+            )
+        if isinstance(ev, StorageNodeFailure):
+            if cluster.topology != "aurora":
+                _fail(
+                    "storage_node_failure applies to Aurora's 6-copy volume; "
+                    f"{cluster.topology} storage is EBS, lost only with its AZ (use az_outage)",
+                    ("events", i, "action"),
+                    source,
+                    lines,
+                )
+            if ev.az is not None and ev.az not in cluster.storage.azs:
+                _fail(
+                    f"the volume has no copies in AZ {ev.az!r}; its AZs: {', '.join(cluster.storage.azs)}",
+                    ("events", i, "az"),
+                    source,
+                    lines,
+                )
         target = getattr(ev, "service", None)
         if target is not None and target not in service_names:
             close = difflib.get_close_matches(target, service_names, n=1)

@@ -189,3 +189,87 @@ def connection_budget(
         "max_connections": total_limit,
         "fits": all(i["fits"] for i in instances.values()),
     }
+
+
+# ------------------------------------------------------------------------------------- storage, replication
+
+
+def quorum_availability(n: int, k: int, p: float) -> float:
+    """P(at least ``k`` of ``n`` independent copies are up), each up with probability ``p`` (FACTS: theory.quorum).
+
+    >>> round(quorum_availability(6, 4, 0.99), 9)   # Aurora's write quorum with 99% copies
+    0.999980446
+    """
+    return sum(math.comb(n, i) * p**i * (1.0 - p) ** (n - i) for i in range(k, n + 1))
+
+
+def az_quorum_availability(azs: int, copies_per_az: int, k: int, p_copy: float, p_az: float) -> float:
+    """P(at least ``k`` copies reachable) when copies fail independently (``p_copy`` up) and whole AZs fail
+    independently (``p_az`` up): AZ failures are correlated failures of their copies, so condition on
+    how many AZs are up (FACTS: theory.quorum).
+
+    >>> round(az_quorum_availability(3, 2, 4, 1.0, 0.99), 6)   # writes survive one AZ: 3 AZ states of 8
+    0.999702
+    """
+    total = 0.0
+    for up in range(azs + 1):
+        p_state = math.comb(azs, up) * p_az**up * (1.0 - p_az) ** (azs - up)
+        total += (
+            p_state * quorum_availability(up * copies_per_az, k, p_copy) if up * copies_per_az >= k else 0.0
+        )
+    return total
+
+
+def aurora_lag_s(
+    write_rate: float, base_s: float, per_1000_s: float, load_factor: float, cpu: float
+) -> float:
+    """Aurora reader lag at a write rate (writes/s) and reader CPU utilisation 0-1 (FACTS: replication.aurora_lag)."""
+    return (base_s + per_1000_s * write_rate / 1000.0) * (1.0 + load_factor * cpu)
+
+
+def async_lag_growth(write_rate: float, apply_rate: float) -> float:
+    """Seconds of lag an async replica gains per second while writes outpace its apply rate; 0 when not.
+
+    >>> async_lag_growth(3000.0, 2000.0)
+    0.5
+    """
+    return max(0.0, (write_rate - apply_rate) / apply_rate)
+
+
+def write_rate_steps(scenario: Scenario) -> list[tuple[float, float]] | None:
+    """Total open-workload write rate as steps [(start, rate)], or None when a write has no fixed rate."""
+    from .model.workload import rate_steps
+
+    cuts: dict[float, float] = {}
+    parts = []
+    for svc in scenario.services:
+        for q in svc.workload:
+            if q.kind != "write":
+                continue
+            if q.users is not None or q.follows is not None:
+                return None
+            starts, rates = rate_steps(scenario, svc, q)
+            parts.append((starts, rates))
+            cuts.update(dict.fromkeys(starts, 0.0))
+    steps = []
+    for t in sorted(cuts):
+        total = 0.0
+        for starts, rates in parts:
+            i = max(i for i, s in enumerate(starts) if s <= t) if starts[0] <= t else None
+            total += rates[i] if i is not None else 0.0
+        steps.append((t, total))
+    return steps
+
+
+def async_peak_lag_s(steps: list[tuple[float, float]], end: float, apply_rate: float) -> float:
+    """Fluid estimate of the largest lag of an async replica: the apply backlog grows at (λw − μ) while
+    writes outpace apply and drains at (μ − λw) after; a write waits backlog/μ.
+
+    >>> async_peak_lag_s([(0.0, 800.0), (120.0, 3200.0), (180.0, 800.0)], 360.0, 2000.0)
+    36.0
+    """
+    backlog = peak = 0.0
+    for (t, rate), t_next in zip(steps, [s for s, _ in steps[1:]] + [end], strict=True):
+        backlog = max(0.0, backlog + (rate - apply_rate) * (t_next - t))
+        peak = max(peak, backlog)
+    return peak / apply_rate

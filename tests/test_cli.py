@@ -50,7 +50,7 @@ RESULT_FILES = {
     "events.csv",
     "scenario.resolved.yaml",
 }
-BUNDLED = ("quickstart", "connection-budget-overlap", "connection-budget-fixed")
+BUNDLED = tuple(sorted(api.bundled()))
 
 
 @dataclass
@@ -370,7 +370,7 @@ def test_validate_all_bundled_scenarios_by_name_and_by_path() -> None:
     proc = simdb("validate", *BUNDLED, *paths)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 6 and all(line.startswith("ok  ") for line in lines)
+    assert len(lines) == 2 * len(BUNDLED) and all(line.startswith("ok  ") for line in lines)
     assert "ok  quickstart: quickstart (1 services, 1 events)" in lines
 
 
@@ -419,8 +419,9 @@ def test_schema_is_a_json_schema_of_the_scenario_file() -> None:
 def test_plot_redraws_the_plots(run_dir: Path) -> None:
     proc = simdb("plot", run_dir)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [f"{run_dir}/plots/timeline.png", f"{run_dir}/plots/connections.png"]
-    for name in ("timeline.png", "connections.png"):
+    names = ("timeline.png", "connections.png", "stale_reads.png")
+    assert proc.stdout.splitlines() == [f"{run_dir}/plots/{name}" for name in names]
+    for name in names:
         assert (run_dir / "plots" / name).stat().st_size > 1000
         (run_dir / "plots" / name).unlink()
     (run_dir / "plots").rmdir()  # leave the shared folder as the fixture made it

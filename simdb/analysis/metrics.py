@@ -7,6 +7,7 @@ No Python loop runs per request: everything is numpy over whole columns.
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from ..engine import RawRun
 from ..errors import SimdbError
 from ..record import CODES, CONN_CLOSED, CONN_OPENED, CONN_REJECTED, ERROR_CODES, OK
 from ..scenario import parse_expect
+from .staleness import mean_lag_per_bin, replica_lag_at, stale_reads
 
 PERCENTILES = (50, 95, 99)
 # assumed: a failure that a success (of any client) follows within a second is a partial outage, not
@@ -218,6 +220,7 @@ class Analysis:
         for k, v in samples.items():
             if k.startswith("Tasks."):
                 ts[k] = v
+        self._replication_timeseries(ts, n, interval)
         return pd.DataFrame(ts)
 
     # ----------------------------------------------------------------- summary
@@ -282,19 +285,8 @@ class Analysis:
                 "acquire_timeouts": int(pool_failures.sum()),
             },
             "availability": self._availability(),
-            "replication": {
-                "lag_ms": {"mean": 0.0, "p99": 0.0, "max": 0.0},
-                "reads_on_replicas": int((ok_w & ~self.is_write & (c["instance"] > 0)).sum()),
-                "stale_reads": 0,
-                "stale_read_fraction": 0.0,
-                "read_your_writes_violations": 0,
-            },
-            "storage": {
-                "commit_ms": {"mean": 0.0, "p99": 0.0},
-                "write_quorum_lost_s": 0.0,
-                "read_quorum_lost_s": 0.0,
-                "data_loss": False,
-            },
+            "replication": self._replication(),
+            "storage": self._storage(),
             "failovers": [],
             "proxy": {
                 "borrow_latency_ms": {"mean": 0.0, "p99": 0.0},
@@ -344,6 +336,138 @@ class Analysis:
             "rejected": int((in_window & (conn["kind"] == CONN_REJECTED)).sum()),
             "closed": int((in_window & (conn["kind"] == CONN_CLOSED)).sum()),
         }
+
+    # ------------------------------------------------------------- replication
+
+    @cached_property
+    def replica_reads(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Successful reads served by replicas: (request indexes, stale, read-your-writes violation).
+
+        A read observes its replica when it starts on a vCPU (a statement's snapshot).
+        """
+        raw = self.raw
+        log = raw.replication
+        c = self.cols
+        column = np.full(len(raw.instances) + 1, -1, dtype=np.int64)  # last slot: no instance (-1)
+        for j, replica in enumerate(log.replicas):
+            column[replica.instance] = j
+        on_replica = column[c["instance"]] if c["instance"].size else np.zeros(0, np.int64)
+        idx = np.flatnonzero(self.ok & ~self.is_write & (on_replica >= 0))
+        stale, ryw = stale_reads(
+            log.write_t,
+            log.write_key,
+            log.write_session,
+            log.apply_t,
+            c["t_start"][idx],
+            c["key"][idx],
+            c["session"][idx],
+            on_replica[idx],
+        )
+        return idx, stale, ryw
+
+    def _replication(self) -> dict[str, Any]:
+        raw = self.raw
+        log = raw.replication
+        measured = (log.write_t >= self.warmup) & (log.write_t < self.duration)
+        lags = [
+            (log.apply_t[:, j] - log.write_t)[measured & r.lag_counts(log.write_t, log.apply_t[:, j])]
+            * 1000.0
+            for j, r in enumerate(log.replicas)
+        ]
+
+        def lag_stats(lag: np.ndarray) -> dict[str, Any]:
+            if lag.size == 0:
+                return {"mean": 0.0, "p99": 0.0, "max": 0.0}
+            return {"mean": rnd(lag.mean()), "p99": rnd(np.percentile(lag, 99)), "max": rnd(lag.max())}
+
+        idx, stale, ryw = self.replica_reads
+        in_window = self.window[idx]
+        query = self.cols["query"][idx]
+
+        def counts(mask: np.ndarray) -> dict[str, Any]:
+            n = int(mask.sum())
+            n_stale = int((stale & mask).sum())
+            return {
+                "reads_on_replicas": n,
+                "stale_reads": n_stale,
+                "stale_read_fraction": rnd(n_stale / n) if n else 0.0,
+                "read_your_writes_violations": int((ryw & mask).sum()),
+            }
+
+        by_query = {}
+        for qi, q in enumerate(raw.queries):
+            if q.kind == "read":
+                name = q.name if [x.name for x in raw.queries].count(q.name) == 1 else f"{q.service}:{q.name}"
+                by_query[name] = counts(in_window & (query == qi))
+        return {
+            "kind": log.replicas[0].kind if log.replicas else "none",
+            "lag_ms": lag_stats(np.concatenate(lags) if lags else np.empty(0)),
+            **counts(in_window),
+            "lag_ms_by_replica": {r.name: lag_stats(lags[j]) for j, r in enumerate(log.replicas)},
+            "by_query": by_query,
+        }
+
+    def _storage(self) -> dict[str, Any]:
+        st = self.raw.storage
+        measured = (st.commit_t >= self.warmup) & (st.commit_t < self.duration)
+        commit_ms = st.commit_s[measured] * 1000.0
+        return {
+            "kind": st.kind,
+            "commit_ms": {
+                "mean": rnd(commit_ms.mean()) if commit_ms.size else 0.0,
+                "p50": rnd(np.percentile(commit_ms, 50)) if commit_ms.size else 0.0,
+                "p99": rnd(np.percentile(commit_ms, 99)) if commit_ms.size else 0.0,
+            },
+            "write_quorum_lost_s": rnd(self._time_below(st.write_quorum)),
+            "read_quorum_lost_s": rnd(self._time_below(st.read_quorum)),
+            "data_loss": bool(st.data_loss),
+        }
+
+    def _time_below(self, quorum: int) -> float:
+        """Seconds of the measured period with fewer than ``quorum`` storage copies reachable."""
+        st = self.raw.storage
+        starts = np.clip(st.state_t, self.warmup, self.duration)
+        ends = np.clip(np.append(st.state_t[1:], self.duration), self.warmup, self.duration)
+        return float(((ends - starts) * (st.state_reachable < quorum)).sum())
+
+    def _replication_timeseries(self, ts: dict[str, np.ndarray], n: int, interval: float) -> None:
+        log = self.raw.replication
+        edges = np.arange(n + 1) * interval
+        write_bins = np.minimum((log.write_t / interval).astype(np.int64), n - 1)
+        ts["CommittedWrites"] = np.bincount(write_bins, minlength=n)[:n] / interval
+        st = self.raw.storage
+        if st.commit_t.size:
+            commit_bins = np.minimum((st.commit_t / interval).astype(np.int64), n - 1)
+            count = np.bincount(commit_bins, minlength=n)[:n]
+            total = np.bincount(commit_bins, weights=st.commit_s, minlength=n)[:n]
+            ts["CommitLatency"] = np.where(count > 0, total / np.maximum(count, 1), 0.0) * 1000.0
+        else:
+            ts["CommitLatency"] = np.zeros(n)
+        if st.kind == "aurora":
+            ts["StorageCopiesReachable"] = level_at(
+                st.state_t, st.state_reachable.astype(np.float64), edges[1:], float(st.copies)
+            )
+        aurora = [j for j, r in enumerate(log.replicas) if r.kind == "aurora"]
+        for j, replica in enumerate(log.replicas):
+            if j in aurora:
+                ts[f"AuroraReplicaLag.{replica.name}"] = (
+                    mean_lag_per_bin(log.write_t, log.apply_t[:, j], edges) * 1e3
+                )
+            else:
+                ts[f"ReplicaLag.{replica.name}"] = replica_lag_at(log.write_t, log.apply_t[:, j], edges[1:])
+        if aurora:
+            ts["AuroraReplicaLagMaximum"] = np.max(
+                [ts[f"AuroraReplicaLag.{log.replicas[j].name}"] for j in aurora], axis=0
+            )
+        idx, stale, ryw = self.replica_reads
+        if idx.size or log.replicas:
+            read_bins = np.minimum((self.cols["t_start"][idx] / interval).astype(np.int64), n - 1)
+            reads = np.bincount(read_bins, minlength=n)[:n]
+            n_stale = np.bincount(read_bins[stale], minlength=n)[:n]
+            ts["ReplicaReads"] = reads / interval
+            ts["StaleReads"] = n_stale / interval
+            ts["StaleReadFraction"] = np.where(reads > 0, n_stale / np.maximum(reads, 1), 0.0)
+            ts["ReadYourWritesViolations"] = np.bincount(read_bins[ryw], minlength=n)[:n] / interval
 
     def _availability(self) -> dict[str, Any]:
         windows: list[dict[str, Any]] = []
@@ -395,6 +519,77 @@ class Analysis:
                 members.setdefault(f"custom:{r.endpoint}", []).append(inst.name)
         limits = {i.name: i.max_connections for i in raw.instances}
         out["connection_budget"] = theory.connection_budget(s, limits, members)
+        storage = self._storage_theory()
+        if storage:
+            out["storage"] = storage
+        replication = self._replication_theory()
+        if replication:
+            out["replication"] = replication
+        return out
+
+    def _storage_theory(self) -> dict[str, Any] | None:
+        """Expected time without quorum under random failures (FACTS: theory.quorum)."""
+        cluster = self.scenario.cluster
+        failures = cluster.storage.failures
+        if cluster.topology != "aurora" or (failures.segment_mtbf is None and failures.az_mtbf is None):
+            return None
+        p_copy, p_az = 1.0, 1.0
+        if failures.segment_mtbf is not None:
+            mttr = failures.segment_mttr or cluster.storage.segment_repair
+            p_copy = failures.segment_mtbf / (failures.segment_mtbf + mttr)
+        if failures.az_mtbf is not None:
+            p_az = failures.az_mtbf / (failures.az_mtbf + failures.az_mttr)
+        measured = self.duration - self.warmup
+        lost = {
+            kind: 1.0 - theory.az_quorum_availability(3, 2, k, p_copy, p_az)
+            for kind, k in (("write", 4), ("read", 3))
+        }
+        return {
+            "model": "binomial per AZ: P(at least k of 6 copies reachable), copies and AZs independent",
+            "copy_up_probability": rnd(p_copy),
+            "az_up_probability": rnd(p_az),
+            "write_quorum_lost_fraction": rnd(lost["write"]),
+            "read_quorum_lost_fraction": rnd(lost["read"]),
+            "simulated": {
+                "write_quorum_lost_fraction": rnd(self._time_below(4) / measured),
+                "read_quorum_lost_fraction": rnd(self._time_below(3) / measured),
+            },
+        }
+
+    def _replication_theory(self) -> dict[str, Any] | None:
+        """Expected lag from the scenario's write rates (FACTS: replication.aurora_lag, replication.rds_async)."""
+        s = self.scenario
+        steps = theory.write_rate_steps(s)
+        if not s.cluster.readers or not steps:
+            return None
+        measured = self.duration - self.warmup
+        ends = [t for t, _ in steps[1:]] + [self.duration]
+        mean_rate = sum(r * (e - t) for (t, r), e in zip(steps, ends, strict=True)) / self.duration
+        peak_rate = max(r for _, r in steps)
+        log = self.raw.replication
+        out: dict[str, Any] = {
+            "mean_write_rate_per_s": rnd(mean_rate),
+            "peak_write_rate_per_s": rnd(peak_rate),
+        }
+        if s.cluster.topology == "aurora":
+            lag = s.cluster.replication.aurora
+            out["aurora_lag_ms_at_mean_rate_idle_reader"] = rnd(
+                1000 * theory.aurora_lag_s(mean_rate, lag.base, lag.per_1000_writes, lag.load_factor, 0.0)
+            )
+        else:
+            out["replicas"] = {
+                r.name: {
+                    "apply_rate_per_s": rnd(r.apply_rate),
+                    "lag_growth_s_per_s_at_peak": rnd(
+                        theory.async_lag_growth(peak_rate, r.apply_rate or 1.0)
+                    ),
+                    "peak_lag_s_fluid": rnd(
+                        theory.async_peak_lag_s(steps, self.duration, r.apply_rate or 1.0)
+                    ),
+                }
+                for r in s.cluster.readers
+            }
+        out["simulated"] = {"lag_ms": self._replication()["lag_ms"]} if log.replicas and measured else {}
         return out
 
 
@@ -474,7 +669,7 @@ def evaluate_expectations(checks: list[str], summary: dict[str, Any]) -> list[di
             close = difflib.get_close_matches(path, candidates, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ExpectationError(index, f"summary.json has no {path!r}{hint}") from None
-        if isinstance(value, dict | list) or value is None:
+        if isinstance(value, dict | list | str) or value is None:
             raise ExpectationError(index, f"{path!r} in summary.json is not a number")
         results.append({"check": check, "value": rnd(value), "passed": bool(ops[op](float(value), expected))})
     return results

@@ -23,4 +23,8 @@ class Endpoint:
         members = self.members
         if len(members) == 1:
             return members[0]
+        # an instance that is down has left the endpoint's DNS answers (its connection attempts would fail)
+        up = [m for m in members if m.up]
+        if up and len(up) < len(members):
+            members = up
         return members[int(next(pick) * len(members))]

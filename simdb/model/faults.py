@@ -8,14 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..rng import exponentials
 from ..units import format_duration
+from .storage import AuroraVolume
 
 if TYPE_CHECKING:
     from ..engine import Sim
     from .services import Task
 
 
-def _deploy(sim: Sim, ev: Any) -> None:
+def _deploy(sim: Sim, ev: Any, index: int) -> None:
     service = sim.service(ev.service)
     env = sim.env
 
@@ -48,7 +50,7 @@ def _deploy(sim: Sim, ev: Any) -> None:
     env.process(run())
 
 
-def _scale_service(sim: Sim, ev: Any) -> None:
+def _scale_service(sim: Sim, ev: Any, index: int) -> None:
     service = sim.service(ev.service)
     env = sim.env
 
@@ -65,7 +67,7 @@ def _scale_service(sim: Sim, ev: Any) -> None:
     env.process(run())
 
 
-def _write_spike(sim: Sim, ev: Any) -> None:
+def _write_spike(sim: Sim, ev: Any, index: int) -> None:
     # the rate change itself is part of each write query's rate steps (workload.rate_steps)
     env = sim.env
 
@@ -80,13 +82,129 @@ def _write_spike(sim: Sim, ev: Any) -> None:
     env.process(run())
 
 
-HANDLERS: dict[str, Callable[[Sim, Any], None]] = {
+def az_down(sim: Sim, az: str, cause: str) -> None:
+    """An AZ is lost: its instances go down, its storage copies become unreachable. Outages may overlap."""
+    count = sim.az_outages.get(az, 0)
+    sim.az_outages[az] = count + 1
+    if count:
+        return
+    sim.rec.event(sim.env.now, "az_outage", az, cause)
+    for inst in sim.instances:
+        if inst.az == az:
+            inst.go_down(f"AZ {az} outage")
+    sim.storage.az_down(az)
+
+
+def az_up(sim: Sim, az: str, cause: str) -> None:
+    sim.az_outages[az] -= 1
+    if sim.az_outages[az]:
+        return
+    sim.rec.event(sim.env.now, "az_recovered", az, cause)
+    sim.storage.az_up(az)
+    for inst in sim.instances:
+        if inst.az == az:
+            inst.go_up(f"AZ {az} back")
+
+
+def _az_outage(sim: Sim, ev: Any, index: int) -> None:
+    env = sim.env
+
+    def run():  # type: ignore[no-untyped-def]
+        yield env.timeout(ev.at)
+        az_down(sim, ev.az, f"for {format_duration(ev.for_)}")
+        yield env.timeout(ev.for_)
+        az_up(sim, ev.az, "outage over")
+
+    env.process(run())
+
+
+def _storage_node_failure(sim: Sim, ev: Any, index: int) -> None:
+    volume = sim.storage
+    assert isinstance(volume, AuroraVolume)  # validated: Aurora only
+    env = sim.env
+    rng = sim.stream(f"events.{index}")
+    repair = sim.scenario.cluster.storage.segment_repair
+
+    def run():  # type: ignore[no-untyped-def]
+        yield env.timeout(ev.at)
+        alive = [c for c, down in enumerate(volume.node_down) if not down]
+        order = list(rng.permutation(alive))
+        if ev.az is not None:  # copies in the named AZ first
+            order.sort(key=lambda c: volume.azs[c] != ev.az)
+        lost = sorted(int(c) for c in order[: ev.count])
+        if not lost:
+            return
+        names = ", ".join(f"{volume.azs[c]}{c % 2 + 1}" for c in lost)
+        volume.fail_copies(lost)
+        back = [t for t in (ev.for_, repair if repair > 0 else None) if t is not None]
+        sim.rec.event(
+            env.now,
+            "storage_node_failure",
+            "volume",
+            f"copies {names} lost; {volume.reachable()}/6 reachable"
+            + (f"; back in {format_duration(min(back))}" if back else "; not repaired"),
+        )
+        if not back:
+            return
+        yield env.timeout(min(back))
+        volume.repair_copies(lost)
+        how = "repaired" if repair > 0 and (ev.for_ is None or repair <= ev.for_) else "nodes back"
+        sim.rec.event(
+            env.now, "storage_repaired", "volume", f"copies {names} {how}; {volume.reachable()}/6 reachable"
+        )
+
+    env.process(run())
+
+
+# handler(sim, event, index in scenario.events): the index names the event's random stream (events.<index>)
+HANDLERS: dict[str, Callable[[Sim, Any, int], None]] = {
     "deploy": _deploy,
     "scale_service": _scale_service,
     "write_spike": _write_spike,
+    "az_outage": _az_outage,
+    "storage_node_failure": _storage_node_failure,
 }
 
 
+def schedule_random_failures(sim: Sim) -> None:
+    """Aurora storage copies and AZs failing at random (cluster.storage.failures), each alternating up/down.
+
+    Up and down times are exponential; each copy and each AZ has its own stream, so the long-run share of
+    time a copy is up is mtbf / (mtbf + mttr), independently of the others (FACTS: theory.quorum).
+    """
+    spec = sim.scenario.cluster.storage
+    failures = spec.failures
+    volume = sim.storage
+    if not isinstance(volume, AuroraVolume):
+        return
+    env = sim.env
+    if failures.segment_mtbf is not None:
+        mttr = failures.segment_mttr or spec.segment_repair
+        for copy in range(volume.total_copies()):
+            draws = exponentials(sim.stream(f"cluster.storage.failures.copy.{copy}"))
+
+            def copy_life(copy: int = copy, draws: Any = draws):  # type: ignore[no-untyped-def]
+                while True:
+                    yield env.timeout(failures.segment_mtbf * next(draws))
+                    volume.fail_copies([copy])
+                    yield env.timeout(mttr * next(draws))
+                    volume.repair_copies([copy])
+
+            env.process(copy_life())
+    if failures.az_mtbf is not None:
+        for az in spec.azs:
+            draws = exponentials(sim.stream(f"cluster.storage.failures.az.{az}"))
+
+            def az_life(az: str = az, draws: Any = draws):  # type: ignore[no-untyped-def]
+                while True:
+                    yield env.timeout(failures.az_mtbf * next(draws))
+                    az_down(sim, az, "random AZ failure")
+                    yield env.timeout(failures.az_mttr * next(draws))
+                    az_up(sim, az, "random AZ failure over")
+
+            env.process(az_life())
+
+
 def schedule_all(sim: Sim, events: list[Any]) -> None:
-    for ev in events:
-        HANDLERS[ev.action](sim, ev)
+    for index, ev in enumerate(events):
+        HANDLERS[ev.action](sim, ev, index)

@@ -8,6 +8,7 @@ CPUUtilization, DBLoad and DatabaseConnections per interval are exact, not sampl
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,10 @@ class Instance:
         self.max_connections = max_connections
         self.instance_class = instance_class
         self.up = True
+        # work that started on the instance at or before this time was lost when it went down
+        self.broken_before = -math.inf
+        self.down_log: list[tuple[float, float]] = []  # (down, up) windows; up is inf while down
+        self.open_connections: dict[int, Any] = {}  # id -> client Connection, to break them on failure
         self.busy = 0
         self.active = 0
         self.connections = 0
@@ -118,8 +123,49 @@ class Instance:
         self.sim.rec.connection(now, self.index, service, CONN_OPENED, conn_id)
         return conn_id
 
+    def register(self, conn: Any) -> None:
+        self.open_connections[conn.id] = conn
+
     def disconnect(self, service: int, conn_id: int) -> None:
         now = self.env._now
         self._advance_connections(now)
         self.connections -= 1
+        self.open_connections.pop(conn_id, None)
         self.sim.rec.connection(now, self.index, service, CONN_CLOSED, conn_id)
+
+    # ------------------------------------------------------------- failures
+
+    def go_down(self, cause: str) -> None:
+        """The instance is lost: its connections break and the work on it fails.
+
+        Queued work ends now; work on a vCPU ends, failed, when its burst would have finished (a few
+        ms at most), because its completion is already on the event queue.
+        """
+        if not self.up:
+            return
+        now = self.env._now
+        self.up = False
+        self.broken_before = now
+        self.down_log.append((now, math.inf))
+        self._advance(now)
+        self._advance_connections(now)
+        rec = self.sim.rec
+        for conn in self.open_connections.values():
+            conn.broken = True
+            rec.connection(now, self.index, conn.service, CONN_CLOSED, conn.id)
+        self.open_connections.clear()
+        self.connections = 0
+        rec.event(now, "instance_down", self.name, cause)
+        queued = list(self.queue)
+        self.queue.clear()
+        self.active -= len(queued)
+        for job in queued:
+            job.t_start = now
+            job.after_cpu(job)
+
+    def go_up(self, cause: str) -> None:
+        if self.up:
+            return
+        self.up = True
+        self.down_log[-1] = (self.down_log[-1][0], self.env._now)
+        self.sim.rec.event(self.env._now, "instance_up", self.name, cause)

@@ -39,13 +39,15 @@ CONNECTION_REFUSED = CODE["connection_refused"]
 class Connection:
     """An open DB connection; scheduled on the event queue only for its lifetime deadline."""
 
-    __slots__ = ("callbacks", "closed", "evicted", "id", "idle", "instance", "last_used")
+    __slots__ = ("broken", "callbacks", "closed", "evicted", "id", "idle", "instance", "last_used", "service")
     _ok = True
 
-    def __init__(self, conn_id: int, instance: Any, now: float) -> None:
+    def __init__(self, conn_id: int, instance: Any, service: int, now: float) -> None:
         self.callbacks: Any = None
         self.id = conn_id
         self.instance = instance
+        self.service = service
+        self.broken = False  # the server side is gone (instance failure); the pool discards it on sight
         self.last_used = now
         self.evicted = False
         self.closed = False
@@ -129,10 +131,15 @@ class Pool:
 
     def acquire(self, req: Any) -> None:
         idle = self.idle
-        if idle:
+        while idle:
             # idle connections are never evicted: an idle one is closed when its lifetime ends
             conn = idle.pop()
             conn.idle = False
+            if conn.broken:
+                # HikariCP validates a connection idle for more than 500 ms before lending it
+                self._close(conn)
+                self._fill()
+                continue
             self.in_use += 1
             req.conn = conn
             req.t_acq = self.env._now
@@ -148,7 +155,7 @@ class Pool:
     def release(self, conn: Connection) -> None:
         self.in_use -= 1
         conn.last_used = self.env._now
-        if conn.evicted:
+        if conn.evicted or conn.broken:
             self._close(conn)
             self._fill()
         else:
@@ -220,11 +227,16 @@ class Pool:
         if conn_id < 0:
             self.last_error = TOO_MANY_CONNECTIONS
             return False
+        conn = Connection(conn_id, instance, service.index, env.now)
+        instance.register(conn)
         ready = env.event()
         instance.submit(_SetupJob(self.setup_cpu_s, lambda job: ready.succeed()))
         yield ready
+        if conn.broken:
+            self.last_error = CONNECTION_REFUSED  # the instance failed during the handshake
+            return False
         now = env.now
-        conn = Connection(conn_id, instance, now)
+        conn.last_used = now
         self.total += 1
         self.last_error = 0
         if self.max_lifetime > 0:
@@ -245,7 +257,8 @@ class Pool:
     def _close(self, conn: Connection) -> None:
         conn.closed = True
         self.total -= 1
-        conn.instance.disconnect(self.service.index, conn.id)
+        if not conn.broken:  # a broken connection was already closed on the server side
+            conn.instance.disconnect(self.service.index, conn.id)
 
     def _expired(self, conn: Connection) -> None:
         if conn.closed:

@@ -11,8 +11,8 @@ import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..record import OK
-from ..rng import bounded_zipf, exponentials, integers
+from ..record import CODE, OK
+from ..rng import bounded_zipf, exponentials, integers, uniforms
 from .instance import NORMAL
 
 if TYPE_CHECKING:
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from .services import ServiceRuntime
 
 NAN = math.nan
+CONNECTION_LOST = CODE["connection_lost"]
+QUORUM_UNAVAILABLE = CODE["quorum_unavailable"]
 
 
 class Request:
@@ -101,13 +103,25 @@ class QueryClass:
         self._sessions = integers(sim.stream(path + ".sessions"), service.spec.sessions)
         tx = spec.transaction
         self.hold = (tx.hold + tx.external_call) if tx else 0.0
-        # bound once: without a hold the CPU completion goes straight to _finish
-        self._after_cpu = self._hold_then_finish if self.hold else self._finish
-        self._hold_callbacks = (self._finish,)
+        self.storage = sim.storage
+        self.is_write = spec.kind == "write"
+        # bound once: a read without a hold goes straight from its CPU burst to _finish; a write commits
+        # (FACTS: storage.quorum) after its hold, then finishes
+        if self.is_write:
+            self._after_cpu = self._hold_then_commit if self.hold else self._commit
+        else:
+            self._after_cpu = self._hold_then_finish if self.hold else self._finish
+        self._hold_callbacks = (self._commit if self.is_write else self._finish,)
+        self._finish_callbacks = (self._finish,)
+        self.followers: list[QueryClass] = []
+        self._follow_u = uniforms(sim.stream(path + ".follows")) if spec.follows is not None else None
+        self._pending_callbacks = (self._issue_pending,)
         self._user_callbacks = (self._user_arrives,)
         self._record = sim.rec.request
         self._schedule = sim.env.schedule
-        if spec.users is not None:
+        if spec.follows is not None:
+            pass  # requests come from the query it follows
+        elif spec.users is not None:
             self._think = exponentials(sim.stream(path + ".users"))
             for user in range(spec.users):
                 _User(self, user).think()
@@ -142,8 +156,27 @@ class QueryClass:
         req.callbacks = self._hold_callbacks
         self._schedule(req, NORMAL, self.hold)
 
+    _hold_then_commit = _hold_then_finish
+
+    def _commit(self, req: Request) -> None:
+        if req.t_start <= req.conn.instance.broken_before:
+            self.end(req, CONNECTION_LOST)
+            return
+        latency = self.storage.commit_latency()
+        if latency < 0.0:
+            self.storage.no_quorum(req, self)
+            return
+        req.callbacks = self._finish_callbacks
+        self._schedule(req, NORMAL, latency)
+
     def _finish(self, req: Request) -> None:
         conn = req.conn
+        if req.t_start <= conn.instance.broken_before:
+            self.end(req, CONNECTION_LOST)
+            return
+        if not self.storage.read_ok and not self.is_write:
+            self.end(req, QUORUM_UNAVAILABLE)
+            return
         req.pool.release(conn)
         now = self.env._now
         self._record(
@@ -158,8 +191,62 @@ class QueryClass:
             conn.instance.index,
             OK,
         )
+        if self.followers:
+            for follower in self.followers:
+                follower.follow(req.key, req.session)
         if req.user is not None:
             req.user.think()
+
+    def end(self, req: Request, code: int) -> None:
+        """The request fails while holding a connection (on an instance, or waiting for storage)."""
+        conn = req.conn
+        req.pool.release(conn)
+        self._record(
+            req.t_arrive,
+            req.t_acq,
+            req.t_start,
+            self.env._now,
+            req.key,
+            req.session,
+            req.task,
+            self.index,
+            conn.instance.index,
+            code,
+        )
+        if req.user is not None:
+            req.user.think()
+
+    # ------------------------------------------------------- read-after-write
+
+    def follow(self, key: int, session: int) -> None:
+        """The query this one follows completed: issue this one for the same key and session."""
+        follows = self.spec.follows
+        assert follows is not None and self._follow_u is not None
+        if follows.fraction < 1.0 and next(self._follow_u) >= follows.fraction:
+            return
+        if follows.delay > 0.0:
+            pending = _Pending(self._pending_callbacks, key, session)
+            self._schedule(pending, NORMAL, follows.delay)
+        else:
+            self._issue(key, session)
+
+    def _issue_pending(self, pending: _Pending) -> None:
+        self._issue(pending.key, pending.session)
+
+    def _issue(self, key: int, session: int) -> None:
+        req = Request()
+        req.query = self
+        req.t_arrive = self.env._now
+        req.key = key
+        req.session = session
+        req.user = None
+        req.cpu = self.cpu_mean * next(self._cpu_draws) if self._cpu_draws is not None else self.cpu_mean
+        req.after_cpu = self._after_cpu
+        req.waiting = False
+        req.t_acq = NAN
+        req.t_start = NAN
+        self.sim.arrived += 1
+        self.service.dispatch(req)
 
     def fail(self, req: Request, code: int) -> None:
         """The request ends without a result, before it reached an instance."""
@@ -171,6 +258,18 @@ class QueryClass:
 
     def _user_arrives(self, user: _User) -> None:
         self.new_request(self.env._now, user)
+
+
+class _Pending:
+    """A follow-up read waiting for its delay."""
+
+    __slots__ = ("callbacks", "key", "session")
+    _ok = True
+
+    def __init__(self, callbacks: tuple, key: int, session: int) -> None:
+        self.callbacks = callbacks
+        self.key = key
+        self.session = session
 
 
 class _User:
