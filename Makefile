@@ -24,6 +24,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_staleness.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
