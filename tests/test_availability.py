@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simdb.analysis import metrics
 from simdb.analysis.metrics import binned_percentiles, downtime_windows
 
 
@@ -60,11 +61,20 @@ def test_short_windows_are_partial_outages_not_downtime() -> None:
 
 
 @settings(derandomize=True, max_examples=100)
-@given(st.lists(st.tuples(st.integers(0, 9), st.floats(0, 1e4, allow_nan=False)), max_size=200))
-def test_binned_percentiles_match_pandas(rows) -> None:
+@given(
+    st.lists(st.tuples(st.integers(0, 9), st.floats(0, 1e4, allow_nan=False)), max_size=200),
+    st.booleans(),
+    st.sampled_from([0, 200_000]),
+)
+def test_binned_percentiles_match_pandas(rows, bins_in_order, per_bin_limit) -> None:
+    # both paths: sorting bin by bin (bins in order or not) and the single argsort for very many bins
+    if bins_in_order:
+        rows = sorted(rows, key=lambda r: r[0])
     bins = np.asarray([b for b, _ in rows], dtype=np.int64)
     values = np.asarray([v for _, v in rows], dtype=np.float64)
-    p50, p99 = binned_percentiles(bins, values, 10, (0.5, 0.99))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(metrics, "PER_BIN_SORT_LIMIT", per_bin_limit)
+        p50, p99 = binned_percentiles(bins, values, 10, (0.5, 0.99))
     want = pd.Series(values).groupby(bins).quantile([0.5, 0.99]).unstack() if rows else None
     for b in range(10):
         if want is None or b not in want.index:
