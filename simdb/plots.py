@@ -65,7 +65,10 @@ def _max_connection_lines(ax: Any, summary: dict[str, Any], ts: pd.DataFrame) ->
 def timeline(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
     """Stacked panels: connections vs limits, throughput and errors, latency; events marked."""
     t = ts["time_s"]
-    fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
+    storage = "StorageCopiesReachable" in ts and ts["StorageCopiesReachable"].min() < 6
+    fig, axes = plt.subplots(
+        4 if storage else 3, 1, figsize=(11, 11 if storage else 9), sharex=True, constrained_layout=True
+    )
     fig.suptitle(f"{summary['scenario']} — timeline (seed {summary['seed']})")
 
     ax = axes[0]
@@ -107,10 +110,22 @@ def timeline(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pa
         ax.plot(t, ts["AcquireWaitP99"], lw=1.0, ls="--", label="pool acquire wait p99")
     ax.set_yscale("log")
     ax.set_ylabel("latency (ms, log)")
-    ax.set_xlabel("simulated time (s)")
     ax.set_title("Latency of successful requests")
     _decorate(ax, events, summary, label=False)
     ax.legend(loc="upper left", fontsize=7, ncol=3)
+    if storage:
+        ax = axes[3]
+        ax.step(
+            t, ts["StorageCopiesReachable"], where="post", color="tab:brown", lw=1.3, label="copies reachable"
+        )
+        ax.axhline(4, color="tab:red", ls="-.", lw=1.0, label="write quorum (4 of 6)")
+        ax.axhline(3, color="tab:orange", ls=":", lw=1.0, label="read quorum (3 of 6)")
+        ax.set_ylim(-0.2, 6.5)
+        ax.set_ylabel("copies (of 6)")
+        ax.set_title("Aurora volume: storage copies reachable at each interval's end")
+        _decorate(ax, events, summary, label=False)
+        ax.legend(loc="lower left", fontsize=7, ncol=3)
+    axes[-1].set_xlabel("simulated time (s)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
