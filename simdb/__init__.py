@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import Result, bundled, find_scenario, run
+from .api import Result, bundled, find_scenario, run, run_replications
 from .errors import ScenarioError, SimdbError
 from .scenario import Scenario
 
@@ -32,4 +32,5 @@ __all__ = [
     "find_scenario",
     "load_scenario",
     "run",
+    "run_replications",
 ]

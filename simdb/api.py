@@ -8,6 +8,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,8 @@ import pandas as pd
 import yaml
 
 from . import __version__
-from .analysis.metrics import Analysis, ExpectationError
+from .analysis.metrics import Analysis, ExpectationError, evaluate_expectations
+from .analysis.replications import aggregate, flatten, means
 from .engine import Sim, simulate
 from .errors import ScenarioError, SimdbError
 from .scenario import Scenario, expect_error, from_raw, load, resolved
@@ -66,6 +68,9 @@ class Result:
     events: pd.DataFrame
     run_info: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
+    # with replications: one row per replication, and the plain summary of the run the tables come from
+    replications: pd.DataFrame | None = None
+    first_summary: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -99,10 +104,13 @@ class Result:
             self.timeseries.to_csv(tmp / "timeseries.csv", index=False, float_format="%.6g")
             self.events.to_csv(tmp / "events.csv", index=False)
             self.requests.to_parquet(tmp / "requests.parquet", index=False)
+            if self.replications is not None:
+                self.replications.to_csv(tmp / "replications.csv", index=False, float_format="%.9g")
             if plots:
                 from . import plots as plotting
 
-                plotting.write_all(self.timeseries, self.events, self.summary, tmp / "plots")
+                plot_summary = self.first_summary or self.summary
+                plotting.write_all(self.timeseries, self.events, plot_summary, tmp / "plots")
             if out.exists():
                 out.rename(old)
                 moved_old = True
@@ -214,6 +222,69 @@ def run(
         "requests_recorded": n,
         "requests_per_s": round(n / raw.wall_s) if raw.wall_s else None,
     }
+    if out is not None:
+        result.save(out, plots=plots)
+    return result
+
+
+def _summary_for_seed(data: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One replication's summary (runs in a worker process)."""
+    return Analysis(simulate(from_raw(data, seed=seed))).summary()
+
+
+def run_replications(
+    scenario: str | Path | Scenario | dict,
+    replications: int,
+    *,
+    seed: int | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    duration: float | str | None = None,
+    out: str | Path | None = None,
+    plots: bool = True,
+    workers: int | None = None,
+) -> Result:
+    """``replications`` independent runs with seeds seed, seed+1, ... in worker processes.
+
+    The summary holds every number as ``{mean, ci95: [lo, hi], n}``; ``expect:`` checks apply to the
+    means. The tables and plots are the first replication's. Results do not depend on ``workers``.
+    """
+    if replications < 2:
+        raise SimdbError("replications: need at least 2 for a confidence interval")
+    s = prepare(scenario, seed=seed, overrides=overrides, duration=duration)
+    check_expectations(s)
+    if out is not None:
+        check_out(out)
+    data = resolved(s)
+    seeds = [s.seed + i for i in range(replications)]
+    workers = max(1, min(workers or os.cpu_count() or 1, replications - 1))
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        others = pool.map(_summary_for_seed, [data] * (replications - 1), seeds[1:])
+        first = run(s, plots=False)  # meanwhile, in this process: the run whose tables are kept
+        summaries = [first.summary, *others]
+    agg = aggregate([{k: v for k, v in x.items() if k not in ("seed", "expect")} for x in summaries])
+    agg["seed"] = s.seed
+    agg["replications"] = {"n": replications, "seeds": seeds}
+    agg["expect"] = evaluate_expectations(s.expect, means(agg))
+    rows = [
+        {"replication": i, "seed": seed_i, **flatten(x)}
+        for i, (seed_i, x) in enumerate(zip(seeds, summaries, strict=True))
+    ]
+    result = Result(
+        scenario=s,
+        summary=agg,
+        requests=first.requests,
+        timeseries=first.timeseries,
+        events=first.events,
+        run_info={
+            **first.run_info,
+            "replications": replications,
+            "workers": workers,
+            "replications_wall_s": round(time.perf_counter() - started, 3),
+        },
+        replications=pd.DataFrame(rows),
+        first_summary=first.summary,
+    )
     if out is not None:
         result.save(out, plots=plots)
     return result

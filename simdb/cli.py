@@ -63,7 +63,40 @@ class _Progress:
             self.bar.stop()
 
 
+def _ci(node: dict, unit: str = "", digits: int = 2) -> str:
+    lo, hi = node["ci95"]
+    return f"{node['mean']:.{digits}f}{unit} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _print_replications(result: Any, out: Path | None) -> None:
+    s = result.summary
+    req, lat = s["requests"], s["latency_ms"]
+    reps = s["replications"]
+    lines = [
+        f"scenario   {s['scenario']} ({reps['n']} replications, seeds {reps['seeds'][0]}-{reps['seeds'][-1]}; "
+        "mean [95% CI])",
+        f"requests   ok {_ci(req['ok'], digits=0)}, failed {_ci(req['failed'], digits=0)}",
+        f"latency    p50 {_ci(lat['p50'], ' ms')}, p99 {_ci(lat['p99'], ' ms')}",
+        f"downtime   writes {_ci(s['availability']['write_downtime_s'], ' s')}, "
+        f"reads {_ci(s['availability']['read_downtime_s'], ' s')}",
+        f"replicas   stale reads {_ci(s['replication']['stale_reads'], digits=0)}, read-your-writes violations "
+        f"{_ci(s['replication']['read_your_writes_violations'], digits=0)}",
+    ]
+    for check in s["expect"]:
+        lines.append(
+            f"expect     {'PASS' if check['passed'] else 'FAIL'}  {check['check']}  (mean {check['value']})"
+        )
+    if out is not None:
+        lines.append(
+            f"results    {out}/  (summary.json, replications.csv; tables and plots of the first replication)"
+        )
+    typer.echo("\n".join(lines))
+
+
 def _print_summary(result: Any, out: Path | None) -> None:
+    if result.replications is not None:
+        _print_replications(result, out)
+        return
     s = result.summary
     req, lat, conn = s["requests"], s["latency_ms"], s["connections"]
     errors = ", ".join(f"{k} {v}" for k, v in req["errors"].items() if v) or "none"
@@ -122,15 +155,29 @@ def run(
     ] = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="skip the PNG plots")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the results folder")] = False,
+    replications: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="independent runs (seeds seed, seed+1, ...); summary numbers become mean and 95% CI",
+        ),
+    ] = 1,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=1024, help="worker processes for replications (default: cores)")
+    ] = None,
 ) -> None:
     """Run a scenario; write summary.json, timeseries.csv, requests.parquet, events.csv and plots."""
     from . import api
 
-    progress = _Progress("simulating", enabled=not quiet and sys.stderr.isatty())
+    progress = _Progress("simulating", enabled=not quiet and sys.stderr.isatty() and replications == 1)
     try:
         s = api.prepare(scenario, seed=seed, overrides=set_ or [], duration=duration)
         target = out or api.default_out(s)
-        result = api.run(s, out=target, plots=not no_plots, progress=progress)
+        if replications > 1:
+            result = api.run_replications(s, replications, out=target, plots=not no_plots, workers=workers)
+        else:
+            result = api.run(s, out=target, plots=not no_plots, progress=progress)
     except SimdbError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:

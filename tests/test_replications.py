@@ -1,0 +1,90 @@
+"""Replications: independent seeds, t-intervals, identical results whatever the number of workers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_cli import simdb_process
+
+import simdb
+from simdb import api, theory
+from simdb.analysis.replications import aggregate, interval, t975
+
+
+def test_t_quantiles_match_the_table_and_the_normal_limit() -> None:
+    assert t975(1) == 12.706 and t975(9) == 2.262 and t975(30) == 2.042
+    assert t975(40) == pytest.approx(2.021, abs=5e-4)
+    assert t975(120) == pytest.approx(1.980, abs=5e-4)
+    assert t975(10**6) == pytest.approx(1.95996, abs=1e-4)
+
+
+def test_interval_is_the_t_interval_on_the_mean() -> None:
+    values = [3.0, 5.0, 4.0, 6.0, 2.0]  # mean 4, sd sqrt(2.5)
+    got = interval(values)
+    half = 2.776 * math.sqrt(2.5) / math.sqrt(5)
+    assert got["mean"] == 4.0 and got["n"] == 5
+    assert got["ci95"] == pytest.approx([4.0 - half, 4.0 + half])
+    agg = aggregate([{"a": {"b": 1, "flag": True}}, {"a": {"b": 3, "flag": False}}])
+    assert agg["a"]["b"]["mean"] == 2.0 and agg["a"]["flag"]["mean"] == 0.5
+
+
+def _mmc(duration: str = "60s") -> dict:
+    return {
+        "name": "mmc",
+        "seed": 100,
+        "duration": duration,
+        "warmup": "5s",
+        "cluster": {
+            "engine": "postgres",
+            "topology": "single-az",
+            "writer": {"vcpu": 4},
+            "parameters": {"max_connections": 5000},
+        },
+        "services": [
+            {
+                "name": "api",
+                "pool": {"max_size": 300, "max_lifetime": 0},
+                "workload": [{"query": "q", "rate": 3200, "cpu": "1ms"}],
+            }
+        ],
+        "expect": ["latency_ms.p50 > 0"],
+    }
+
+
+def test_each_replication_is_the_run_with_its_seed_and_workers_do_not_matter() -> None:
+    one = api.run_replications(_mmc("20s"), 4, workers=1)
+    three = api.run_replications(_mmc("20s"), 4, workers=3)
+    assert json.dumps(one.summary, sort_keys=True) == json.dumps(three.summary, sort_keys=True)
+    table = one.replications
+    assert list(table["seed"]) == [100, 101, 102, 103]
+    single = simdb.run(_mmc("20s"), seed=102, plots=False).summary
+    assert table.loc[2, "latency_ms.p99"] == single["latency_ms"]["p99"]
+    assert one.summary["latency_ms"]["p99"]["mean"] == pytest.approx(table["latency_ms.p99"].mean())
+    assert one.summary["expect"][0]["passed"]
+
+
+def test_the_mean_cpu_wait_agrees_with_erlang_c() -> None:
+    result = api.run_replications(_mmc(), 8)
+    sim = result.summary["theory"]["queueing"]["simulated"]["wq_ms"]
+    want = theory.mmc(3200, 0.001, 4)["wq_s"] * 1000
+    se = (sim["ci95"][1] - sim["mean"]) / t975(7)
+    assert abs(sim["mean"] - want) < 3 * se, (sim, want)
+    assert se / want < 0.05, "replications too short for a useful comparison"
+
+
+def test_cli_replications_write_the_table_and_intervals(tmp_path: Path) -> None:
+    path = tmp_path / "mmc.yaml"
+    path.write_text(json.dumps(_mmc("10s")))
+    out = tmp_path / "reps"
+    proc = simdb_process("run", path, "--replications", "3", "--workers", "2", "--out", out, "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 replications, seeds 100-102" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["requests"]["ok"]) == {"mean", "ci95", "n"}
+    assert summary["replications"] == {"n": 3, "seeds": [100, 101, 102]}
+    assert len(pd.read_csv(out / "replications.csv")) == 3
+    assert (out / "timeseries.csv").is_file()
