@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import Result, bundled, find_scenario, run, run_replications
+from .api import Comparison, Result, bundled, compare, find_scenario, run, run_replications
 from .errors import ScenarioError, SimdbError
 from .scenario import Scenario
 
@@ -23,12 +23,14 @@ def load_scenario(name_or_path: str, **kwargs: object) -> Scenario:
 
 
 __all__ = [
+    "Comparison",
     "Result",
     "Scenario",
     "ScenarioError",
     "SimdbError",
     "__version__",
     "bundled",
+    "compare",
     "find_scenario",
     "load_scenario",
     "run",

@@ -19,7 +19,7 @@ import yaml
 
 from . import __version__
 from .analysis.metrics import Analysis, ExpectationError, evaluate_expectations
-from .analysis.replications import aggregate, flatten, means
+from .analysis.replications import aggregate, flatten, interval, means
 from .engine import Sim, simulate
 from .errors import ScenarioError, SimdbError
 from .scenario import Scenario, expect_error, from_raw, load, resolved
@@ -288,3 +288,148 @@ def run_replications(
     if out is not None:
         result.save(out, plots=plots)
     return result
+
+
+# ------------------------------------------------------------------------------------------ comparisons
+
+KEY_METRICS = (
+    "requests.ok",
+    "requests.failed",
+    "latency_ms.p50",
+    "latency_ms.p99",
+    "pool.acquire_wait_ms.p99",
+    "pool.acquire_timeouts",
+    "connections.peak_db",
+    "connections.rejected",
+    "availability.write_downtime_s",
+    "availability.read_downtime_s",
+    "replication.lag_ms.max",
+    "replication.stale_reads",
+    "replication.read_your_writes_violations",
+    "storage.commit_ms.p50",
+    "storage.write_quorum_lost_s",
+)
+
+
+@dataclass
+class Comparison:
+    """A paired comparison: B − A for every number of summary.json, over replications with shared seeds."""
+
+    a: Scenario
+    b: Scenario
+    label_a: str
+    label_b: str
+    seeds: list[int]
+    table: pd.DataFrame  # one row per metric: a_mean, b_mean, diff_mean, diff_lo, diff_hi, differs
+    replications: pd.DataFrame  # one row per replication and variant
+    out_dir: Path | None = None
+
+    def key_rows(self) -> pd.DataFrame:
+        """The KEY_METRICS rows where A or B is not zero."""
+        rows = self.table[self.table["metric"].isin(KEY_METRICS)]
+        return rows[(rows["a_mean"] != 0) | (rows["b_mean"] != 0)]
+
+    def to_json(self) -> str:
+        doc = {
+            "a": self.label_a,
+            "b": self.label_b,
+            "replications": {"n": len(self.seeds), "seeds": self.seeds},
+            "metrics": {
+                r.metric: {
+                    "a_mean": r.a_mean,
+                    "b_mean": r.b_mean,
+                    "diff": {"mean": r.diff_mean, "ci95": [r.diff_lo, r.diff_hi]},
+                    "differs": bool(r.differs),
+                }
+                for r in self.table.itertuples()
+            },
+        }
+        return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+    def save(self, out: str | Path) -> Path:
+        """compare.json, compare.csv and replications.csv, written to a temporary folder and renamed."""
+        out = Path(out)
+        if out.exists() and (
+            not out.is_dir() or (any(out.iterdir()) and not (out / "compare.json").is_file())
+        ):
+            raise SimdbError(f"{out}: exists and is not a simdb comparison folder; choose another --out")
+        tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            (tmp / "compare.json").write_text(self.to_json())
+            self.table.to_csv(tmp / "compare.csv", index=False, float_format="%.9g")
+            self.replications.to_csv(tmp / "replications.csv", index=False, float_format="%.9g")
+            shutil.rmtree(out, ignore_errors=True)
+            tmp.rename(out)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SimdbError(f"{out}: cannot write results: {exc.strerror or exc}") from None
+        self.out_dir = out
+        return out
+
+
+def compare(
+    scenario: str | Path | Scenario | dict,
+    variant: str | Path | Scenario | dict | None = None,
+    *,
+    overrides: list[str] | dict[str, Any] | None = None,
+    against: list[str] | dict[str, Any] | None = None,
+    replications: int = 10,
+    seed: int | None = None,
+    duration: float | str | None = None,
+    workers: int | None = None,
+    out: str | Path | None = None,
+) -> Comparison:
+    """Run A (``scenario`` with ``overrides``) and B (``variant``, or ``scenario`` with ``against``) with the
+    same seeds, so both see the same arrivals and draws wherever their components are the same (common
+    random numbers), and report B − A per replication as a mean with a 95% t-interval.
+    """
+    if replications < 2:
+        raise SimdbError("replications: need at least 2 for a confidence interval")
+    a = prepare(scenario, seed=seed, overrides=overrides, duration=duration)
+    b = prepare(
+        variant if variant is not None else scenario, seed=a.seed, overrides=against, duration=duration
+    )
+    seeds = [a.seed + i for i in range(replications)]
+    data_a, data_b = resolved(a), resolved(b)
+    workers = max(1, min(workers or os.cpu_count() or 1, 2 * replications))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        jobs = [(data, s) for s in seeds for data in (data_a, data_b)]
+        summaries = list(pool.map(_summary_for_seed, [d for d, _ in jobs], [s for _, s in jobs]))
+    rows = []
+    for i, s in enumerate(seeds):
+        rows.append({"replication": i, "seed": s, "variant": "A", **flatten(summaries[2 * i])})
+        rows.append({"replication": i, "seed": s, "variant": "B", **flatten(summaries[2 * i + 1])})
+    per_rep = pd.DataFrame(rows)
+    metrics = [c for c in per_rep.columns if c not in ("replication", "seed", "variant")]
+    va = per_rep[per_rep["variant"] == "A"].set_index("replication")
+    vb = per_rep[per_rep["variant"] == "B"].set_index("replication")
+    table = []
+    for m in metrics:
+        if va[m].isna().any() or vb[m].isna().any():
+            continue  # a key only one variant has (e.g. a query class renamed)
+        d = interval(list(vb[m] - va[m]))
+        lo, hi = d["ci95"]
+        table.append(
+            {
+                "metric": m,
+                "a_mean": float(va[m].mean()),
+                "b_mean": float(vb[m].mean()),
+                "diff_mean": d["mean"],
+                "diff_lo": lo,
+                "diff_hi": hi,
+                "differs": bool(lo > 0 or hi < 0),
+            }
+        )
+    label_a = a.name + ("" if not overrides else " " + " ".join(_assignment_list(overrides)))
+    label_b = b.name + ("" if not against else " " + " ".join(_assignment_list(against)))
+    result = Comparison(a, b, label_a, label_b, seeds, pd.DataFrame(table), per_rep)
+    if out is not None:
+        result.save(out)
+    return result
+
+
+def _assignment_list(overrides: list[str] | dict[str, Any]) -> list[str]:
+    return [f"{k}={v}" for k, v in overrides.items()] if isinstance(overrides, dict) else list(overrides)

@@ -193,6 +193,87 @@ def run(
         raise typer.Exit(1)
 
 
+def _split_compare_args(tokens: list[str]) -> tuple[list[str], list[str], str | None]:
+    """``--set X ... [--against --set Y ...]`` and an optional second scenario, in any order."""
+    sets: tuple[list[str], list[str]] = ([], [])
+    side, variant = 0, None
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "--against":
+            side = 1
+        elif tok == "--set":
+            if i + 1 >= len(tokens):
+                raise SimdbError("--set needs a value: path=value")
+            sets[side].append(tokens[i + 1])
+            i += 1
+        elif tok.startswith("--set="):
+            sets[side].append(tok.removeprefix("--set="))
+        elif not tok.startswith("-") and variant is None:
+            variant = tok
+        else:
+            raise SimdbError(
+                f"compare: unexpected {tok!r}; use --set path=value, --against, or a second scenario"
+            )
+        i += 1
+    if variant is None and not sets[1]:
+        raise SimdbError("compare: give B as a second scenario or as --against --set path=value ...")
+    return sets[0], sets[1], variant
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def compare(
+    ctx: typer.Context,
+    scenario: Annotated[str, typer.Argument(help="scenario A: a file or a bundled name")],
+    replications: Annotated[int, typer.Option(min=2, max=10_000, help="paired replications")] = 10,
+    seed: Annotated[int | None, typer.Option(help="first seed (default: A's)", min=0)] = None,
+    duration: Annotated[str | None, typer.Option(help="simulated time for both")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=1024, help="worker processes (default: cores)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="write compare.json, compare.csv, replications.csv here")
+    ] = None,
+) -> None:
+    """Paired comparison: A (SCENARIO --set ...) against B (a second scenario, or --against --set ...), with
+    common random numbers; prints B - A with a 95% confidence interval for the key metrics."""
+    from . import api
+
+    try:
+        sets_a, sets_b, variant = _split_compare_args(list(ctx.args))
+        result = api.compare(
+            scenario,
+            variant,
+            overrides=sets_a,
+            against=sets_b,
+            replications=replications,
+            seed=seed,
+            duration=duration,
+            workers=workers,
+            out=out,
+        )
+    except SimdbError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        typer.echo("simdb: interrupted; no results were written", err=True)
+        raise typer.Exit(130) from None
+    n = len(result.seeds)
+    lines = [
+        f"A          {result.label_a}",
+        f"B          {result.label_b}",
+        f"paired     {n} replications, seeds {result.seeds[0]}-{result.seeds[-1]} (common random numbers)",
+        f"{'metric':42s} {'A mean':>14s} {'B mean':>14s}   B - A [95% CI]",
+    ]
+    for r in result.key_rows().itertuples():
+        mark = "  differs" if r.differs else ""
+        lines.append(
+            f"{r.metric:42s} {r.a_mean:14.6g} {r.b_mean:14.6g}   {r.diff_mean:.6g} [{r.diff_lo:.6g}, {r.diff_hi:.6g}]{mark}"
+        )
+    if result.out_dir is not None:
+        lines.append(f"results    {result.out_dir}/  (compare.json, compare.csv, replications.csv)")
+    typer.echo("\n".join(lines))
+
+
 @app.command()
 def validate(
     scenarios: Annotated[list[str], typer.Argument(help="scenario files or bundled names")],
