@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -18,7 +19,7 @@ import pandas as pd
 import yaml
 
 from . import __version__
-from .analysis.metrics import Analysis, ExpectationError, evaluate_expectations
+from .analysis.metrics import Analysis, ExpectationError, evaluate_expectations, lookup
 from .analysis.replications import aggregate, flatten, interval, means
 from .engine import Sim, simulate
 from .errors import ScenarioError, SimdbError
@@ -232,6 +233,26 @@ def _summary_for_seed(data: dict[str, Any], seed: int) -> dict[str, Any]:
     return Analysis(simulate(from_raw(data, seed=seed))).summary()
 
 
+def check_metrics(scenario: Scenario, metrics: list[str]) -> None:
+    """Raise SimdbError unless every dotted path names a number in this scenario's summary.json."""
+    shape = Analysis(Sim(scenario).snapshot()).summary()
+    for path in metrics:
+        try:
+            value = lookup(shape, path)
+        except KeyError:
+            raise SimdbError(f"--metric {path}: summary.json has no such number") from None
+        if isinstance(value, dict | list | str) or value is None:
+            raise SimdbError(f"--metric {path}: not a number in summary.json")
+
+
+def relative_half_width(summaries: list[dict[str, Any]], path: str) -> float:
+    """95% CI half-width over |mean| of one summary number across replications (0 when all are 0)."""
+    ci = interval([float(lookup(x, path)) for x in summaries])
+    lo, hi = ci["ci95"]
+    half = (hi - lo) / 2
+    return 0.0 if half == 0 else half / abs(ci["mean"]) if ci["mean"] else math.inf
+
+
 def run_replications(
     scenario: str | Path | Scenario | dict,
     replications: int,
@@ -242,29 +263,62 @@ def run_replications(
     out: str | Path | None = None,
     plots: bool = True,
     workers: int | None = None,
+    precision: float | None = None,
+    metrics: list[str] | None = None,
+    max_replications: int = 100,
 ) -> Result:
     """``replications`` independent runs with seeds seed, seed+1, ... in worker processes.
 
     The summary holds every number as ``{mean, ci95: [lo, hi], n}``; ``expect:`` checks apply to the
     means. The tables and plots are the first replication's. Results do not depend on ``workers``.
+
+    With ``precision`` (e.g. 0.05) replications are added, in batches sized from the spread seen so far,
+    until the 95% CI half-width of every metric in ``metrics`` is within ``precision`` x |mean|, or
+    ``max_replications`` ran; ``summary["replications"]["precision"]`` says which.
     """
     if replications < 2:
         raise SimdbError("replications: need at least 2 for a confidence interval")
+    metrics = list(metrics or [])
+    if precision is not None and (not metrics or not 0 < precision < 1):
+        raise SimdbError("precision: give a fraction between 0 and 1 (e.g. 5%) and at least one --metric")
     s = prepare(scenario, seed=seed, overrides=overrides, duration=duration)
     check_expectations(s)
+    check_metrics(s, metrics)
     if out is not None:
         check_out(out)
     data = resolved(s)
-    seeds = [s.seed + i for i in range(replications)]
-    workers = max(1, min(workers or os.cpu_count() or 1, replications - 1))
+    cap = max(replications, max_replications) if precision is not None else replications
+    workers = max(1, min(workers or os.cpu_count() or 1, cap - 1))
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as pool:
+        seeds = [s.seed + i for i in range(replications)]
         others = pool.map(_summary_for_seed, [data] * (replications - 1), seeds[1:])
         first = run(s, plots=False)  # meanwhile, in this process: the run whose tables are kept
         summaries = [first.summary, *others]
+        while precision is not None and len(summaries) < cap:
+            widths = [relative_half_width(summaries, m) for m in metrics]
+            if max(widths) <= precision:
+                break
+            n = len(summaries)
+            # n needed so that t·sd/√n ≤ precision·|mean|, from the current estimate: n · (w / p)². The
+            # batch sizes depend only on the results so far, never on the number of workers.
+            wanted = math.ceil(n * (max(widths) / precision) ** 2) if math.isfinite(max(widths)) else 2 * n
+            more = min(cap, max(wanted, n + 2)) - n
+            new = [s.seed + i for i in range(n, n + more)]
+            summaries += list(pool.map(_summary_for_seed, [data] * more, new))
+            seeds += new
+    replications = len(summaries)
     agg = aggregate([{k: v for k, v in x.items() if k not in ("seed", "expect")} for x in summaries])
     agg["seed"] = s.seed
     agg["replications"] = {"n": replications, "seeds": seeds}
+    if precision is not None:
+        widths = {m: relative_half_width(summaries, m) for m in metrics}
+        agg["replications"]["precision"] = {
+            "target": precision,
+            "relative_half_width": {m: (w if math.isfinite(w) else None) for m, w in widths.items()},
+            "reached": all(w <= precision for w in widths.values()),
+            "max_replications": cap,
+        }
     agg["expect"] = evaluate_expectations(s.expect, means(agg))
     rows = [
         {"replication": i, "seed": seed_i, **flatten(x)}

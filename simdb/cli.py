@@ -82,6 +82,18 @@ def _print_replications(result: Any, out: Path | None) -> None:
         f"replicas   stale reads {_ci(s['replication']['stale_reads'], digits=0)}, read-your-writes violations "
         f"{_ci(s['replication']['read_your_writes_violations'], digits=0)}",
     ]
+    target = reps.get("precision")
+    if target:
+        widths = ", ".join(
+            f"{m} ±{w * 100:.1f}%" if w is not None else f"{m} (mean 0)"
+            for m, w in target["relative_half_width"].items()
+        )
+        verdict = (
+            "reached"
+            if target["reached"]
+            else f"NOT reached within {target['max_replications']} replications"
+        )
+        lines.append(f"precision  target ±{target['target'] * 100:g}%: {verdict}; {widths}")
     for check in s["expect"]:
         lines.append(
             f"expect     {'PASS' if check['passed'] else 'FAIL'}  {check['check']}  (mean {check['value']})"
@@ -166,16 +178,38 @@ def run(
     workers: Annotated[
         int | None, typer.Option(min=1, max=1024, help="worker processes for replications (default: cores)")
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="add replications until every --metric's 95% CI half-width is within this, e.g. 5%"
+        ),
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option(help="summary.json number for --precision, e.g. latency_ms.p99")
+    ] = None,
+    max_replications: Annotated[int, typer.Option(min=2, max=10_000, help="cap for --precision")] = 100,
 ) -> None:
     """Run a scenario; write summary.json, timeseries.csv, requests.parquet, events.csv and plots."""
     from . import api
 
     progress = _Progress("simulating", enabled=not quiet and sys.stderr.isatty() and replications == 1)
     try:
+        target_precision = _fraction(precision) if precision is not None else None
+        if target_precision is not None and replications == 1:
+            replications = 5  # a first batch to estimate the spread from
         s = api.prepare(scenario, seed=seed, overrides=set_ or [], duration=duration)
         target = out or api.default_out(s)
         if replications > 1:
-            result = api.run_replications(s, replications, out=target, plots=not no_plots, workers=workers)
+            result = api.run_replications(
+                s,
+                replications,
+                out=target,
+                plots=not no_plots,
+                workers=workers,
+                precision=target_precision,
+                metrics=list(metric or []),
+                max_replications=max_replications,
+            )
         else:
             result = api.run(s, out=target, plots=not no_plots, progress=progress)
     except SimdbError as exc:
@@ -191,6 +225,19 @@ def run(
         _print_summary(result, result.out_dir)
     if not result.passed:
         raise typer.Exit(1)
+
+
+def _fraction(text: str) -> float:
+    """'5%' or '0.05' as 0.05."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise SimdbError(
+            f"--precision {text!r}: expected a percentage like 5% or a fraction like 0.05"
+        ) from None
+    if not 0 < value < 1:
+        raise SimdbError(f"--precision {text!r}: must be between 0 and 100%")
+    return value
 
 
 def _split_compare_args(tokens: list[str]) -> tuple[list[str], list[str], str | None]:

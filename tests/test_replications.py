@@ -88,3 +88,31 @@ def test_cli_replications_write_the_table_and_intervals(tmp_path: Path) -> None:
     assert summary["replications"] == {"n": 3, "seeds": [100, 101, 102]}
     assert len(pd.read_csv(out / "replications.csv")) == 3
     assert (out / "timeseries.csv").is_file()
+
+
+def test_precision_adds_replications_until_the_interval_is_narrow_enough() -> None:
+    result = api.run_replications(
+        _mmc("10s"), 3, precision=0.05, metrics=["latency_ms.p99"], max_replications=40, workers=2
+    )
+    reps = result.summary["replications"]
+    assert reps["precision"]["reached"]
+    assert reps["n"] > 3 and reps["seeds"] == list(range(100, 100 + reps["n"]))
+    p99 = result.summary["latency_ms"]["p99"]
+    assert (p99["ci95"][1] - p99["ci95"][0]) / 2 <= 0.05 * p99["mean"]
+    again = api.run_replications(
+        _mmc("10s"), 3, precision=0.05, metrics=["latency_ms.p99"], max_replications=40, workers=1
+    )
+    assert json.dumps(again.summary, sort_keys=True) == json.dumps(result.summary, sort_keys=True)
+
+
+def test_an_unreachable_precision_stops_at_the_cap_and_says_so() -> None:
+    result = api.run_replications(
+        _mmc("8s"), 2, precision=0.0001, metrics=["latency_ms.max"], max_replications=6
+    )
+    reps = result.summary["replications"]
+    assert reps["n"] == 6 and not reps["precision"]["reached"]
+
+
+def test_precision_metrics_must_be_numbers_of_the_summary() -> None:
+    with pytest.raises(simdb.SimdbError, match=r"--metric latency_ms\.p98: summary\.json has no such number"):
+        api.run_replications(_mmc("8s"), 2, precision=0.05, metrics=["latency_ms.p98"])
