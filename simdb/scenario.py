@@ -56,6 +56,22 @@ Rate = Annotated[
     BeforeValidator(_finite(parse_rate, RATE_HELP)),
     WithJsonSchema({"type": ["string", "number"], "description": RATE_HELP}),
 ]
+
+
+def _warmup(value: object) -> object:
+    if value == "auto":
+        return value
+    seconds = _finite(parse_duration, DURATION_HELP)(value)
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"at most {MAX_DURATION_S:g} s")
+    return seconds
+
+
+Warmup = Annotated[
+    float | Literal["auto"],
+    BeforeValidator(_warmup),
+    WithJsonSchema({"type": ["string", "number"], "description": DURATION_HELP + ", or auto"}),
+]
 # no dots: names are path segments in --set and expect: (services.api.pool.max_size)
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")]
 
@@ -593,8 +609,10 @@ class Scenario(Strict):
     duration: Duration = Field(
         600.0, gt=0, le=MAX_DURATION_S, description="simulated time; assumed default 10 min"
     )
-    warmup: Duration = Field(
-        0.0, le=MAX_DURATION_S, description="excluded from summary statistics; default 0 s"
+    warmup: Warmup = Field(
+        0.0,
+        description="excluded from summary statistics; default 0 s. `auto`: the cut that MSER-5 finds in the "
+        "run's latency series",
     )
     timeseries_interval: Duration = Field(
         1.0,
@@ -972,7 +990,7 @@ def _check_topology(cluster: Cluster, source: str, lines: dict[tuple, int | None
 
 def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) -> None:
     """Cross-field rules pydantic cannot see field by field."""
-    if s.warmup >= s.duration:
+    if s.warmup != "auto" and s.warmup >= s.duration:
         _fail(
             f"warmup ({s.warmup:g} s) must be shorter than duration ({s.duration:g} s)",
             ("warmup",),

@@ -19,6 +19,7 @@ from ..errors import SimdbError
 from ..record import CODES, CONN_CLOSED, CONN_OPENED, CONN_REJECTED, ERROR_CODES, OK
 from ..scenario import parse_expect
 from .staleness import mean_lag_per_bin, replica_lag_at, stale_reads
+from .warmup import mser5_cut
 
 PERCENTILES = (50, 95, 99)
 # assumed: a failure that a success (of any client) follows within a second is a partial outage, not
@@ -125,15 +126,40 @@ class Analysis:
         self.raw = raw
         s = raw.scenario
         self.scenario = s
-        self.warmup = s.warmup
         self.duration = s.duration
         self.cols = raw.recorder.requests()
         c = self.cols
+        self.warmup_auto: dict[str, Any] | None = None
+        if s.warmup == "auto":
+            self.warmup = self._detect_warmup()
+        else:
+            self.warmup = float(s.warmup)
         self.window = (c["t_arrive"] >= self.warmup) & (c["t_arrive"] < self.duration)
         self.ok = c["code"] == OK
         self.latency_ms = (c["t_end"] - c["t_arrive"]) * 1000.0
         query_kind = np.array([q.kind == "write" for q in raw.queries], dtype=bool)
         self.is_write = query_kind[c["query"]] if c["query"].size else np.zeros(0, dtype=bool)
+
+    def _detect_warmup(self) -> float:
+        """MSER-5 on the mean latency of successful requests per timeseries interval, by arrival time."""
+        c = self.cols
+        interval = self.scenario.timeseries_interval
+        n = round(self.duration / interval)
+        ok = (c["code"] == OK) & (c["t_arrive"] < self.duration)
+        bins = (c["t_arrive"][ok] / interval).astype(np.int64)
+        counts = np.bincount(bins, minlength=n)[:n]
+        total = np.bincount(bins, weights=(c["t_end"] - c["t_arrive"])[ok], minlength=n)[:n]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            series = total / counts  # NaN where nothing arrived: MSER skips those
+        kept = np.flatnonzero(counts > 0)
+        cut = mser5_cut(series)
+        # the cut counts observations with data; map it back to time
+        cut_s = float(kept[cut] * interval) if 0 < cut < kept.size else 0.0
+        self.warmup_auto = {
+            "method": "MSER-5 on the mean latency of successful requests per interval, by arrival",
+            "cut_s": cut_s,
+        }
+        return cut_s
 
     # ------------------------------------------------------------------ tables
 
@@ -276,6 +302,7 @@ class Analysis:
             "seed": s.seed,
             "duration_s": rnd(self.duration),
             "warmup_s": rnd(self.warmup),
+            **({"warmup_auto": self.warmup_auto} if self.warmup_auto is not None else {}),
             "requests": {
                 "total": int(w.sum()),
                 "ok": int(ok_w.sum()),
