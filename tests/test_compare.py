@@ -67,3 +67,14 @@ def test_two_scenario_files_and_the_command_line(tmp_path: Path) -> None:
 def test_compare_needs_a_b_side() -> None:
     line = one_error_line(simdb_process("compare", "quickstart", "--set", "services.api.tasks=3"))
     assert "give B as a second scenario or as --against --set" in line
+
+
+def test_identical_variants_differ_by_nothing_and_pairing_beats_an_unpaired_interval() -> None:
+    same = simdb.compare("quickstart", against={"services.api.tasks": 10}, replications=4, duration="40s")
+    p99 = _row(same, "latency_ms.p99")
+    assert p99["diff_lo"] <= 0.0 <= p99["diff_hi"]
+    per_rep = same.replications
+    a = per_rep[per_rep["variant"] == "A"]["latency_ms.p99"]
+    b = per_rep[per_rep["variant"] == "B"]["latency_ms.p99"]
+    unpaired_half = 3.182 * ((a.var(ddof=1) + b.var(ddof=1)) / 4) ** 0.5  # t(3), Welch-style
+    assert unpaired_half > 0 and (p99["diff_hi"] - p99["diff_lo"]) / 2 < unpaired_half
