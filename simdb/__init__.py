@@ -8,11 +8,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
 from .api import Comparison, Result, bundled, compare, find_scenario, run, run_replications
 from .errors import ScenarioError, SimdbError
 from .scenario import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def sweep(scenario: object, grid: object, **kwargs: object) -> pd.DataFrame:
+    """A parameter sweep's tidy table: one row per grid point and replication (see :func:`simdb.sweeps.sweep`,
+    which also returns the aggregated table with confidence intervals and writes the results folder)."""
+    from .sweeps import sweep as run_sweep
+
+    return run_sweep(scenario, grid, **kwargs).table  # type: ignore[arg-type]
 
 
 def load_scenario(name_or_path: str, **kwargs: object) -> Scenario:
@@ -35,4 +48,5 @@ __all__ = [
     "load_scenario",
     "run",
     "run_replications",
+    "sweep",
 ]

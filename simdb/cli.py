@@ -322,6 +322,65 @@ def compare(
 
 
 @app.command()
+def sweep(
+    scenario: Annotated[str, typer.Argument(help="scenario file, or the name of a bundled scenario")],
+    grid: Annotated[
+        list[str],
+        typer.Option(help="a swept field and its values: services.api.pool.max_size=5,10,20 (repeatable)"),
+    ],
+    out: Annotated[
+        Path, typer.Option(help="results folder: sweep.parquet, sweep.csv, sweep_summary.csv, plots")
+    ],
+    replications: Annotated[int, typer.Option(min=1, max=10_000, help="replications per grid point")] = 1,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a field for every point (repeatable)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="first seed (overrides the file's)", min=0)] = None,
+    duration: Annotated[str | None, typer.Option(help="simulated time of every run")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=1024, help="local worker processes (default: cores)")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="run on this Dask scheduler instead (tcp://host:8786)")
+    ] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="skip the PNG plots")] = False,
+) -> None:
+    """Run a grid of parameter values x replications; every point uses the same seeds."""
+    from . import sweeps
+
+    progress = _Progress("sweeping", enabled=sys.stderr.isatty())
+    try:
+        result = sweeps.sweep(
+            scenario,
+            grid,
+            replications=replications,
+            seed=seed,
+            overrides=set_ or [],
+            duration=duration,
+            workers=workers,
+            scheduler=scheduler,
+            out=out,
+            plots=not no_plots,
+            progress=progress,
+        )
+    except SimdbError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        typer.echo("simdb: interrupted; no results were written", err=True)
+        raise typer.Exit(130) from None
+    finally:
+        progress.close()
+    points = int(result.table["point"].nunique())
+    typer.echo(
+        f"sweep      {points} points x {replications} replications (seeds {result.seeds[0]}-{result.seeds[-1]}) "
+        f"on {'Dask ' + scheduler if scheduler else 'local processes'}"
+    )
+    typer.echo(
+        f"results    {result.out_dir}/  (sweep.parquet, sweep.csv, sweep_summary.csv, sweep.json, plots/)"
+    )
+
+
+@app.command()
 def validate(
     scenarios: Annotated[list[str], typer.Argument(help="scenario files or bundled names")],
     set_: Annotated[

@@ -234,3 +234,58 @@ def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], f
     connections(ts, events, summary, out[1])
     stale_reads(ts, events, summary, out[2])
     return out
+
+
+def sweep_plots(sweep: Any, folder: Path) -> list[Path]:
+    """Per swept parameter: each key metric (that is not 0 everywhere) against it, mean with its 95% CI band,
+    one line per combination of the other parameters."""
+    from .sweeps import PLOT_METRICS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = sweep.summary
+    params = [p for p, _ in sweep.grid]
+    metrics = [
+        m
+        for m in PLOT_METRICS
+        if m in set(summary["metric"]) and summary.loc[summary["metric"] == m, "mean"].any()
+    ]
+    metrics = metrics or [m for m in ("latency_ms.p99", "requests.ok") if m in set(summary["metric"])]
+    written = []
+    for param in params:
+        others = [p for p in params if p != param]
+        fig, axes = plt.subplots(
+            len(metrics),
+            1,
+            figsize=(9, 2.6 * len(metrics) + 0.6),
+            sharex=True,
+            constrained_layout=True,
+            squeeze=False,
+        )
+        n = int(summary["n"].max()) if len(summary) else 0
+        fig.suptitle(f"sweep over {param} (mean and 95% CI over {n} replications)")
+        values = list(dict.fromkeys(summary[param]))
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        for ax, metric in zip(axes[:, 0], metrics, strict=True):
+            rows = summary[summary["metric"] == metric]
+            groups = rows.groupby(others, sort=False) if others else [((), rows)]
+            for key, g in groups:
+                g = g.sort_values(param) if numeric else g
+                x = g[param] if numeric else [values.index(v) for v in g[param]]
+                label = ", ".join(
+                    f"{o}={k}" for o, k in zip(others, key if isinstance(key, tuple) else (key,), strict=True)
+                )
+                ax.plot(x, g["mean"], marker="o", lw=1.3, label=label or None)
+                ax.fill_between(x, g["ci_lo"], g["ci_hi"], alpha=0.2)
+            ax.set_ylabel(metric, fontsize=8)
+            ax.grid(True, alpha=0.3)
+            if others:
+                ax.legend(fontsize=7)
+        last = axes[-1, 0]
+        last.set_xlabel(param)
+        if not numeric:
+            last.set_xticks(range(len(values)), [str(v) for v in values])
+        path = folder / f"sweep_{param.replace('.', '_')}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
