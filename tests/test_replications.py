@@ -116,3 +116,44 @@ def test_an_unreachable_precision_stops_at_the_cap_and_says_so() -> None:
 def test_precision_metrics_must_be_numbers_of_the_summary() -> None:
     with pytest.raises(simdb.SimdbError, match=r"--metric latency_ms\.p98: summary\.json has no such number"):
         api.run_replications(_mmc("8s"), 2, precision=0.05, metrics=["latency_ms.p98"])
+
+
+def test_95_percent_intervals_cover_erlang_c_about_95_percent_of_the_time() -> None:
+    # 200 intervals, each from 5 replications of M/M/2 at rho = 0.5: the count covering the Erlang C wait
+    # is binomial(200, 0.95) if the intervals are right: 90-99% is within 3 standard deviations
+    from simdb.analysis.metrics import Analysis
+    from simdb.engine import simulate
+    from simdb.scenario import from_raw
+
+    base = from_raw(
+        {
+            "name": "coverage",
+            "duration": "22s",
+            "warmup": "2s",
+            "cluster": {
+                "engine": "postgres",
+                "topology": "single-az",
+                "writer": {"vcpu": 2},
+                "parameters": {"max_connections": 5000},
+            },
+            "services": [
+                {
+                    "name": "api",
+                    "pool": {"max_size": 200, "max_lifetime": 0},
+                    "workload": [{"query": "q", "rate": 200, "cpu": "5ms"}],
+                }
+            ],
+        }
+    )
+    want = theory.mmc(200, 0.005, 2)["wq_s"] * 1000
+    covered = 0
+    for i in range(200):
+        waits = [
+            Analysis(simulate(base.model_copy(update={"seed": 1000 + 5 * i + k}))).summary()["theory"][
+                "queueing"
+            ]["simulated"]["wq_ms"]
+            for k in range(5)
+        ]
+        lo, hi = interval(waits)["ci95"]
+        covered += lo <= want <= hi
+    assert 180 <= covered <= 198, covered
