@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-# Bits of a non-negative int64 usable for packed sort keys. The tests lower it to force every fallback.
+# Bits of a non-negative int64 usable for packed sort keys (a module constant so that it can be lowered).
 _WORD_BITS = 63
 # Linear steps through a read's own (key, time bucket) block before falling back to binary search.
 _SCAN_STEPS = 4
