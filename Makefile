@@ -25,6 +25,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_staleness.py
+	$(BIN)/python benchmarks/bench_replications.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

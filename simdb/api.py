@@ -228,6 +228,19 @@ def run(
     return result
 
 
+class _InProcess:
+    """The executor interface, run one by one in this process (``workers=1``: no child processes)."""
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn: Callable[..., Any], *iterables: Any) -> list[Any]:
+        return list(map(fn, *iterables))
+
+
 def _summary_for_seed(data: dict[str, Any], seed: int) -> dict[str, Any]:
     """One replication's summary (runs in a worker process)."""
     return Analysis(simulate(from_raw(data, seed=seed))).summary()
@@ -290,7 +303,7 @@ def run_replications(
     cap = max(replications, max_replications) if precision is not None else replications
     workers = max(1, min(workers or os.cpu_count() or 1, cap - 1))
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _InProcess() as pool:
         seeds = [s.seed + i for i in range(replications)]
         others = pool.map(_summary_for_seed, [data] * (replications - 1), seeds[1:])
         first = run(s, plots=False)  # meanwhile, in this process: the run whose tables are kept
