@@ -192,10 +192,10 @@ class Storage(Strict):
         "(FACTS: storage.ebs_latency)",
     )
     same_az_rtt: Duration = Field(
-        0.0001,
+        0.00025,
         ge=0,
         le=1,
-        description="network round trip inside an AZ; assumed 0.1 ms (FACTS: network.same_az_rtt)",
+        description="network round trip inside an AZ; assumed 0.25 ms (FACTS: network.same_az_rtt)",
     )
     cross_az_rtt: Duration = Field(
         0.001,
