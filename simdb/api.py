@@ -82,58 +82,68 @@ class Result:
         return json.dumps(self.summary, indent=2, allow_nan=False) + "\n"
 
     def save(self, out: str | Path, plots: bool = True) -> Path:
-        """Write the results folder; it appears complete or not at all (temp folder + rename).
+        """Write the results folder; it appears complete or not at all (see :func:`write_folder`)."""
+        self.out_dir = write_folder(out, lambda tmp: self._write(tmp, plots))
+        return self.out_dir
 
-        An existing results folder at ``out`` is replaced only once the new one is complete; any other
-        existing non-empty folder or file is left alone (:class:`SimdbError`).
-        """
-        out = Path(out)
-        check_out(out)
-        tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        moved_old = False
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
-            tmp.mkdir()
-            (tmp / "summary.json").write_text(self.summary_json())
-            (tmp / "run.json").write_text(json.dumps(self.run_info, indent=2) + "\n")
-            (tmp / "scenario.resolved.yaml").write_text(
-                yaml.safe_dump(resolved(self.scenario), sort_keys=False, allow_unicode=True)
-            )
-            self.timeseries.to_csv(tmp / "timeseries.csv", index=False, float_format="%.6g")
-            self.events.to_csv(tmp / "events.csv", index=False)
-            self.requests.to_parquet(tmp / "requests.parquet", index=False)
-            if self.replications is not None:
-                self.replications.to_csv(tmp / "replications.csv", index=False, float_format="%.9g")
-            if plots:
-                from . import plots as plotting
+    def _write(self, folder: Path, plots: bool) -> None:
+        (folder / "summary.json").write_text(self.summary_json())
+        (folder / "run.json").write_text(json.dumps(self.run_info, indent=2) + "\n")
+        (folder / "scenario.resolved.yaml").write_text(
+            yaml.safe_dump(resolved(self.scenario), sort_keys=False, allow_unicode=True)
+        )
+        self.timeseries.to_csv(folder / "timeseries.csv", index=False, float_format="%.6g")
+        self.events.to_csv(folder / "events.csv", index=False)
+        self.requests.to_parquet(folder / "requests.parquet", index=False)
+        if self.replications is not None:
+            self.replications.to_csv(folder / "replications.csv", index=False, float_format="%.9g")
+        if plots:
+            from . import plots as plotting
 
-                plot_summary = self.first_summary or self.summary
-                plotting.write_all(self.timeseries, self.events, plot_summary, tmp / "plots")
-            if out.exists():
-                out.rename(old)
-                moved_old = True
-            tmp.rename(out)
-        except BaseException as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if moved_old and not out.exists():
-                old.rename(out)  # interrupted between the two renames: put the previous results back
-            if isinstance(exc, OSError):
-                raise SimdbError(f"{out}: cannot write results: {exc.strerror or exc}") from None
-            raise
+            plot_summary = self.first_summary or self.summary
+            plotting.write_all(self.timeseries, self.events, plot_summary, folder / "plots")
+
+
+def write_folder(out: str | Path, write: Callable[[Path], None], marker: str = "summary.json") -> Path:
+    """Fill a results folder with ``write(folder)``; it appears complete or not at all (temp folder + rename).
+
+    An existing folder at ``out`` is replaced only once the new one is complete, and only if it holds
+    ``marker`` (a previous result of the same kind); any other non-empty folder or file is left alone
+    (:class:`SimdbError`).
+    """
+    out = Path(out)
+    check_out(out, marker)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    moved_old = False
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
-        self.out_dir = out
-        return out
+        tmp.mkdir()
+        write(tmp)
+        if out.exists():
+            out.rename(old)
+            moved_old = True
+        tmp.rename(out)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if moved_old and not out.exists():
+            old.rename(out)  # interrupted between the two renames: put the previous results back
+        if isinstance(exc, OSError):
+            raise SimdbError(f"{out}: cannot write results: {exc.strerror or exc}") from None
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return out
 
 
-def check_out(out: str | Path) -> None:
-    """Raise :class:`SimdbError` unless ``out`` can become a results folder (new, empty or a previous one)."""
+def check_out(out: str | Path, marker: str = "summary.json") -> None:
+    """Raise :class:`SimdbError` unless ``out`` can become a results folder (new, empty, or a previous one:
+    a folder holding ``marker``)."""
     out = Path(out)
     try:
         if out.is_dir():
-            if any(out.iterdir()) and not (out / "summary.json").is_file():
+            if any(out.iterdir()) and not (out / marker).is_file():
                 raise SimdbError(f"{out}: exists and is not a simdb results folder; choose another --out")
         elif out.exists() or out.is_symlink():
             raise SimdbError(f"{out}: exists and is not a folder; choose another --out")
@@ -241,8 +251,8 @@ class _InProcess:
         return list(map(fn, *iterables))
 
 
-def _summary_for_seed(data: dict[str, Any], seed: int) -> dict[str, Any]:
-    """One replication's summary (runs in a worker process)."""
+def summary_for_seed(data: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The summary of resolved scenario ``data`` run with ``seed`` (what a worker process computes)."""
     return Analysis(simulate(from_raw(data, seed=seed))).summary()
 
 
@@ -305,7 +315,7 @@ def run_replications(
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _InProcess() as pool:
         seeds = [s.seed + i for i in range(replications)]
-        others = pool.map(_summary_for_seed, [data] * (replications - 1), seeds[1:])
+        others = pool.map(summary_for_seed, [data] * (replications - 1), seeds[1:])
         first = run(s, plots=False)  # meanwhile, in this process: the run whose tables are kept
         summaries = [first.summary, *others]
         while precision is not None and len(summaries) < cap:
@@ -318,7 +328,7 @@ def run_replications(
             wanted = math.ceil(n * (max(widths) / precision) ** 2) if math.isfinite(max(widths)) else 2 * n
             more = min(cap, max(wanted, n + 2)) - n
             new = [s.seed + i for i in range(n, n + more)]
-            summaries += list(pool.map(_summary_for_seed, [data] * more, new))
+            summaries += list(pool.map(summary_for_seed, [data] * more, new))
             seeds += new
     replications = len(summaries)
     agg = aggregate([{k: v for k, v in x.items() if k not in ("seed", "expect")} for x in summaries])
@@ -414,27 +424,14 @@ class Comparison:
         return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
     def save(self, out: str | Path) -> Path:
-        """compare.json, compare.csv and replications.csv, written to a temporary folder and renamed."""
-        out = Path(out)
-        if out.exists() and (
-            not out.is_dir() or (any(out.iterdir()) and not (out / "compare.json").is_file())
-        ):
-            raise SimdbError(f"{out}: exists and is not a simdb comparison folder; choose another --out")
-        tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            (tmp / "compare.json").write_text(self.to_json())
-            self.table.to_csv(tmp / "compare.csv", index=False, float_format="%.9g")
-            self.replications.to_csv(tmp / "replications.csv", index=False, float_format="%.9g")
-            shutil.rmtree(out, ignore_errors=True)
-            tmp.rename(out)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise SimdbError(f"{out}: cannot write results: {exc.strerror or exc}") from None
-        self.out_dir = out
-        return out
+        """compare.json, compare.csv and replications.csv; complete or not at all (:func:`write_folder`)."""
+        self.out_dir = write_folder(out, self._write, marker="compare.json")
+        return self.out_dir
+
+    def _write(self, folder: Path) -> None:
+        (folder / "compare.json").write_text(self.to_json())
+        self.table.to_csv(folder / "compare.csv", index=False, float_format="%.9g")
+        self.replications.to_csv(folder / "replications.csv", index=False, float_format="%.9g")
 
 
 def compare(
@@ -464,7 +461,7 @@ def compare(
     workers = max(1, min(workers or os.cpu_count() or 1, 2 * replications))
     with ProcessPoolExecutor(max_workers=workers) as pool:
         jobs = [(data, s) for s in seeds for data in (data_a, data_b)]
-        summaries = list(pool.map(_summary_for_seed, [d for d, _ in jobs], [s for _, s in jobs]))
+        summaries = list(pool.map(summary_for_seed, [d for d, _ in jobs], [s for _, s in jobs]))
     rows = []
     for i, s in enumerate(seeds):
         rows.append({"replication": i, "seed": s, "variant": "A", **flatten(summaries[2 * i])})

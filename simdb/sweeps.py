@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -19,11 +18,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .analysis.metrics import Analysis
 from .analysis.replications import flatten, interval
-from .engine import simulate
+from .api import prepare, summary_for_seed, write_folder
 from .errors import ScenarioError, SimdbError
-from .scenario import Scenario, from_raw, resolved
+from .scenario import Scenario, resolved
 
 PLOT_METRICS = (
     "requests.failed",
@@ -61,7 +59,7 @@ def parse_grid(specs: list[str]) -> list[tuple[str, list[Any]]]:
 
 def _point_summary(data: dict[str, Any], seed: int) -> dict[str, float]:
     """One grid point and replication: the summary's numbers (runs on a worker)."""
-    return flatten(Analysis(simulate(from_raw(data, seed=seed))).summary())
+    return flatten(summary_for_seed(data, seed))
 
 
 @dataclass
@@ -73,35 +71,24 @@ class Sweep:
     out_dir: Path | None = None
 
     def save(self, out: str | Path, plots: bool = True) -> Path:
-        """sweep.parquet, sweep.csv, sweep_summary.csv, sweep.json and plots, via a temporary folder."""
-        out = Path(out)
-        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "sweep.json").is_file())):
-            raise SimdbError(f"{out}: exists and is not a simdb sweep folder; choose another --out")
-        tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            self.table.to_parquet(tmp / "sweep.parquet", index=False)
-            self.table.to_csv(tmp / "sweep.csv", index=False, float_format="%.9g")
-            self.summary.to_csv(tmp / "sweep_summary.csv", index=False, float_format="%.9g")
-            doc = {
-                "grid": {p: v for p, v in self.grid},
-                "seeds": self.seeds,
-                "points": int(self.table["point"].nunique()),
-            }
-            (tmp / "sweep.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
-            if plots:
-                from .plots import sweep_plots
+        """sweep.parquet, sweep.csv, sweep_summary.csv, sweep.json and plots; complete or not at all."""
+        self.out_dir = write_folder(out, lambda tmp: self._write(tmp, plots), marker="sweep.json")
+        return self.out_dir
 
-                sweep_plots(self, tmp / "plots")
-            shutil.rmtree(out, ignore_errors=True)
-            tmp.rename(out)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise SimdbError(f"{out}: cannot write results: {exc.strerror or exc}") from None
-        self.out_dir = out
-        return out
+    def _write(self, folder: Path, plots: bool) -> None:
+        self.table.to_parquet(folder / "sweep.parquet", index=False)
+        self.table.to_csv(folder / "sweep.csv", index=False, float_format="%.9g")
+        self.summary.to_csv(folder / "sweep_summary.csv", index=False, float_format="%.9g")
+        doc = {
+            "grid": {p: v for p, v in self.grid},
+            "seeds": self.seeds,
+            "points": int(self.table["point"].nunique()),
+        }
+        (folder / "sweep.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        if plots:
+            from .plots import sweep_plots
+
+            sweep_plots(self, folder / "plots")
 
 
 def sweep(
@@ -119,8 +106,6 @@ def sweep(
     progress: Callable[[float], None] | None = None,
 ) -> Sweep:
     """Run every grid point ``replications`` times. ``scheduler``: a Dask scheduler address to run on."""
-    from .api import prepare
-
     if replications < 1:
         raise SimdbError("replications: at least 1")
     axes = list(grid.items()) if isinstance(grid, dict) else parse_grid(grid)
