@@ -135,14 +135,15 @@ class QueryClass:
             _OpenArrivals(self, starts, rates, sim.scenario.duration, gaps)
 
     def new_request(self, now: float, user: _User | None) -> None:
+        session = next(self._sessions) if user is None else user.session
+        self._issue(now, next(self._keys), session, user)
+
+    def _issue(self, now: float, key: int, session: int, user: _User | None) -> None:
         req = Request()
         req.query = self
         req.t_arrive = now
-        req.key = next(self._keys)
-        if user is None:
-            req.session = next(self._sessions)
-        else:
-            req.session = user.session
+        req.key = key
+        req.session = session
         req.user = user
         req.cpu = self.cpu_mean * next(self._cpu_draws) if self._cpu_draws is not None else self.cpu_mean
         req.after_cpu = self._after_cpu
@@ -228,25 +229,10 @@ class QueryClass:
             pending = _Pending(self._pending_callbacks, key, session)
             self._schedule(pending, NORMAL, follows.delay)
         else:
-            self._issue(key, session)
+            self._issue(self.env._now, key, session, None)
 
     def _issue_pending(self, pending: _Pending) -> None:
-        self._issue(pending.key, pending.session)
-
-    def _issue(self, key: int, session: int) -> None:
-        req = Request()
-        req.query = self
-        req.t_arrive = self.env._now
-        req.key = key
-        req.session = session
-        req.user = None
-        req.cpu = self.cpu_mean * next(self._cpu_draws) if self._cpu_draws is not None else self.cpu_mean
-        req.after_cpu = self._after_cpu
-        req.waiting = False
-        req.t_acq = NAN
-        req.t_start = NAN
-        self.sim.arrived += 1
-        self.service.dispatch(req)
+        self._issue(self.env._now, pending.key, pending.session, None)
 
     def fail(self, req: Request, code: int) -> None:
         """The request ends without a result, before it reached an instance."""
