@@ -68,6 +68,7 @@ class StorageModel:
         self.spec = spec
         self.rng = sim.stream("cluster.storage")
         self.columns = columns
+        self.down_azs: set[str] = set()
         self.read_ok = True
         self.write_ok = True
         self.data_loss = False
@@ -157,9 +158,13 @@ class StorageModel:
 
     def az_down(self, az: str) -> None:
         """Copies in ``az`` become unreachable."""
+        self.down_azs.add(az)
+        self.changed()
 
     def az_up(self, az: str) -> None:
         """Copies in ``az`` are reachable again."""
+        self.down_azs.discard(az)
+        self.changed()
 
 
 class AuroraVolume(StorageModel):
@@ -170,7 +175,6 @@ class AuroraVolume(StorageModel):
     def __init__(self, sim: Sim, spec: Storage, writer_az: str) -> None:
         self.azs = [az for az in spec.azs for _ in range(COPIES_PER_AZ)]
         self.node_down = [False] * len(self.azs)
-        self.down_azs: set[str] = set()
         self.writer_az = writer_az
         super().__init__(sim, spec, len(self.azs))
 
@@ -200,14 +204,6 @@ class AuroraVolume(StorageModel):
 
     def _combine(self, raw: np.ndarray) -> np.ndarray:
         return quorum_latency(raw, self.rtts(), self.up_mask(), WRITE_QUORUM)
-
-    def az_down(self, az: str) -> None:
-        self.down_azs.add(az)
-        self.changed()
-
-    def az_up(self, az: str) -> None:
-        self.down_azs.discard(az)
-        self.changed()
 
     def fail_copies(self, copies: list[int]) -> None:
         for c in copies:
@@ -246,7 +242,6 @@ class EbsStorage(StorageModel):
         self.writer_az = writer_az
         self.standby_azs = standby_azs
         self.wait_for = wait_for  # "all" (Multi-AZ instance) or "first" (Multi-AZ cluster, semisync)
-        self.down_azs: set[str] = set()
         super().__init__(sim, spec, 1 + len(standby_azs))
 
     def _draw(self, n: int) -> np.ndarray:
@@ -268,11 +263,3 @@ class EbsStorage(StorageModel):
             return local + remote.max(axis=1)
         # semisynchronous: the local write and the first standby's acknowledgement, in parallel
         return np.maximum(local, remote.min(axis=1))
-
-    def az_down(self, az: str) -> None:
-        self.down_azs.add(az)
-        self.changed()
-
-    def az_up(self, az: str) -> None:
-        self.down_azs.discard(az)
-        self.changed()
