@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
+from .model.workload import rate_steps
 from .scenario import Deploy, ScaleService, Scenario
 
 
@@ -238,9 +240,7 @@ def async_lag_growth(write_rate: float, apply_rate: float) -> float:
 
 def write_rate_steps(scenario: Scenario) -> list[tuple[float, float]] | None:
     """Total open-workload write rate as steps [(start, rate)], or None when a write has no fixed rate."""
-    from .model.workload import rate_steps
-
-    cuts: dict[float, float] = {}
+    cuts: set[float] = set()
     parts = []
     for svc in scenario.services:
         for q in svc.workload:
@@ -248,17 +248,12 @@ def write_rate_steps(scenario: Scenario) -> list[tuple[float, float]] | None:
                 continue
             if q.users is not None or q.follows is not None:
                 return None
-            starts, rates = rate_steps(scenario, svc, q)
+            starts, rates = rate_steps(scenario, svc, q)  # every step list starts at 0
             parts.append((starts, rates))
-            cuts.update(dict.fromkeys(starts, 0.0))
-    steps = []
-    for t in sorted(cuts):
-        total = 0.0
-        for starts, rates in parts:
-            i = max(i for i, s in enumerate(starts) if s <= t) if starts[0] <= t else None
-            total += rates[i] if i is not None else 0.0
-        steps.append((t, total))
-    return steps
+            cuts.update(starts)
+    return [
+        (t, sum(rates[bisect.bisect_right(starts, t) - 1] for starts, rates in parts)) for t in sorted(cuts)
+    ]
 
 
 def async_peak_lag_s(steps: list[tuple[float, float]], end: float, apply_rate: float) -> float:
