@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import single_instance
 from test_cli import simdb_process
 
 import simdb
@@ -32,36 +33,20 @@ def test_interval_is_the_t_interval_on_the_mean() -> None:
     assert agg["a"]["b"]["mean"] == 2.0 and agg["a"]["flag"]["mean"] == 0.5
 
 
-def _mmc(duration: str = "60s") -> dict:
-    return {
-        "name": "mmc",
-        "seed": 100,
-        "duration": duration,
-        "warmup": "5s",
-        "cluster": {
-            "engine": "postgres",
-            "topology": "single-az",
-            "writer": {"vcpu": 4},
-            "parameters": {"max_connections": 5000},
-        },
-        "services": [
-            {
-                "name": "api",
-                "pool": {"max_size": 300, "max_lifetime": 0},
-                "workload": [{"query": "q", "rate": 3200, "cpu": "1ms"}],
-            }
-        ],
-        "expect": ["latency_ms.p50 > 0"],
-    }
+def _mmc(duration_s: float = 60.0) -> dict:
+    """M/M/4 at rho = 0.8 with a pool that never binds."""
+    raw = single_instance(vcpu=4, rate=3200, duration_s=duration_s, warmup_s=5, pool=300, seed=100)
+    raw["expect"] = ["latency_ms.p50 > 0"]
+    return raw
 
 
 def test_each_replication_is_the_run_with_its_seed_and_workers_do_not_matter() -> None:
-    one = api.run_replications(_mmc("20s"), 4, workers=1)
-    three = api.run_replications(_mmc("20s"), 4, workers=3)
+    one = api.run_replications(_mmc(20), 4, workers=1)
+    three = api.run_replications(_mmc(20), 4, workers=3)
     assert json.dumps(one.summary, sort_keys=True) == json.dumps(three.summary, sort_keys=True)
     table = one.replications
     assert list(table["seed"]) == [100, 101, 102, 103]
-    single = simdb.run(_mmc("20s"), seed=102, plots=False).summary
+    single = simdb.run(_mmc(20), seed=102, plots=False).summary
     assert table.loc[2, "latency_ms.p99"] == single["latency_ms"]["p99"]
     assert one.summary["latency_ms"]["p99"]["mean"] == pytest.approx(table["latency_ms.p99"].mean())
     assert one.summary["expect"][0]["passed"]
@@ -78,7 +63,7 @@ def test_the_mean_cpu_wait_agrees_with_erlang_c() -> None:
 
 def test_cli_replications_write_the_table_and_intervals(tmp_path: Path) -> None:
     path = tmp_path / "mmc.yaml"
-    path.write_text(json.dumps(_mmc("10s")))
+    path.write_text(json.dumps(_mmc(10)))
     out = tmp_path / "reps"
     proc = simdb_process("run", path, "--replications", "3", "--workers", "2", "--out", out, "--no-plots")
     assert proc.returncode == 0, proc.stderr
@@ -92,7 +77,7 @@ def test_cli_replications_write_the_table_and_intervals(tmp_path: Path) -> None:
 
 def test_precision_adds_replications_until_the_interval_is_narrow_enough() -> None:
     result = api.run_replications(
-        _mmc("10s"), 3, precision=0.05, metrics=["latency_ms.p99"], max_replications=40, workers=2
+        _mmc(10), 3, precision=0.05, metrics=["latency_ms.p99"], max_replications=40, workers=2
     )
     reps = result.summary["replications"]
     assert reps["precision"]["reached"]
@@ -100,14 +85,14 @@ def test_precision_adds_replications_until_the_interval_is_narrow_enough() -> No
     p99 = result.summary["latency_ms"]["p99"]
     assert (p99["ci95"][1] - p99["ci95"][0]) / 2 <= 0.05 * p99["mean"]
     again = api.run_replications(
-        _mmc("10s"), 3, precision=0.05, metrics=["latency_ms.p99"], max_replications=40, workers=1
+        _mmc(10), 3, precision=0.05, metrics=["latency_ms.p99"], max_replications=40, workers=1
     )
     assert json.dumps(again.summary, sort_keys=True) == json.dumps(result.summary, sort_keys=True)
 
 
 def test_an_unreachable_precision_stops_at_the_cap_and_says_so() -> None:
     result = api.run_replications(
-        _mmc("8s"), 2, precision=0.0001, metrics=["latency_ms.max"], max_replications=6
+        _mmc(8), 2, precision=0.0001, metrics=["latency_ms.max"], max_replications=6
     )
     reps = result.summary["replications"]
     assert reps["n"] == 6 and not reps["precision"]["reached"]
@@ -115,7 +100,7 @@ def test_an_unreachable_precision_stops_at_the_cap_and_says_so() -> None:
 
 def test_precision_metrics_must_be_numbers_of_the_summary() -> None:
     with pytest.raises(simdb.SimdbError, match=r"--metric latency_ms\.p98: summary\.json has no such number"):
-        api.run_replications(_mmc("8s"), 2, precision=0.05, metrics=["latency_ms.p98"])
+        api.run_replications(_mmc(8), 2, precision=0.05, metrics=["latency_ms.p98"])
 
 
 def test_95_percent_intervals_cover_erlang_c_about_95_percent_of_the_time() -> None:
@@ -125,26 +110,7 @@ def test_95_percent_intervals_cover_erlang_c_about_95_percent_of_the_time() -> N
     from simdb.engine import simulate
     from simdb.scenario import from_raw
 
-    base = from_raw(
-        {
-            "name": "coverage",
-            "duration": "22s",
-            "warmup": "2s",
-            "cluster": {
-                "engine": "postgres",
-                "topology": "single-az",
-                "writer": {"vcpu": 2},
-                "parameters": {"max_connections": 5000},
-            },
-            "services": [
-                {
-                    "name": "api",
-                    "pool": {"max_size": 200, "max_lifetime": 0},
-                    "workload": [{"query": "q", "rate": 200, "cpu": "5ms"}],
-                }
-            ],
-        }
-    )
+    base = from_raw(single_instance(vcpu=2, rate=200, cpu_s=0.005, duration_s=22, warmup_s=2, pool=200))
     want = theory.mmc(200, 0.005, 2)["wq_s"] * 1000
     covered = 0
     for i in range(200):

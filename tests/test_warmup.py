@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import single_instance
 
 import simdb
 from simdb.analysis.warmup import mser5_cut
@@ -19,31 +20,13 @@ def test_mser5_drops_a_decaying_start_and_nothing_from_a_stationary_series() -> 
 
 def _overload_then_relief(warmup: object) -> dict:
     # 4 vCPUs of 1 ms: 4800/s for 60 s builds a backlog of ~48,000 queries; at 2000/s it drains in ~24 s
-    return {
-        "name": "transient",
-        "seed": 3,
-        "duration": "5min",
-        "warmup": warmup,
-        "cluster": {
-            "engine": "postgres",
-            "topology": "single-az",
-            "writer": {"vcpu": 4},
-            "parameters": {"max_connections": 5000},
-        },
-        "services": [
-            {
-                "name": "api",
-                "pool": {"max_size": 4000, "max_lifetime": 0, "connection_timeout": "10min"},
-                "workload": [
-                    {
-                        "query": "q",
-                        "cpu": "1ms",
-                        "schedule": [{"at": "0s", "rate": 4800}, {"at": "60s", "rate": 2000}],
-                    }
-                ],
-            }
-        ],
-    }
+    raw = single_instance(vcpu=4, rate=4800, duration_s=300, warmup_s=0, pool=4000, seed=3)
+    raw["warmup"] = warmup
+    raw["services"][0]["pool"]["connection_timeout"] = "10min"
+    query = raw["services"][0]["workload"][0]
+    del query["rate"]
+    query["schedule"] = [{"at": "0s", "rate": 4800}, {"at": "60s", "rate": 2000}]
+    return raw
 
 
 def test_auto_warmup_cuts_after_the_backlog_drains() -> None:
