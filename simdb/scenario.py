@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     PrivateAttr,
     ValidationError,
     WithJsonSchema,
@@ -274,6 +275,106 @@ class Replication(Strict):
     )
 
 
+def _phase_shorthand(value: object) -> object:
+    # `detection: 10s` is short for `{min: 10s, max: 10s}`
+    return {"min": value, "max": value} if isinstance(value, str | int | float) else value
+
+
+class Phase(Strict):
+    """A failover phase's length: uniform between min and max (equal for a fixed length)."""
+
+    min: Duration = Field(..., ge=0, le=86400)
+    max: Duration = Field(..., ge=0, le=86400)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Phase:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max:g} s) must be at least min ({self.min:g} s)")
+        return self
+
+
+PhaseField = Annotated[Phase | None, BeforeValidator(_phase_shorthand)]
+
+# Per topology, the phases of an unplanned writer failure, in seconds (min, max). The sums match the
+# documented totals; the split between phases is assumed (FACTS: failover.phases).
+FAILOVER_DEFAULTS: dict[str, dict[str, tuple[float, float]]] = {
+    # FACTS: failover.aurora: 16-40 s, half of them under 30 s
+    "aurora": {
+        "detection": (5.0, 15.0),
+        "promotion": (10.0, 20.0),
+        "dns_update": (1.0, 5.0),
+        "recovery": (10.0, 30.0),
+        "recreate": (180.0, 600.0),  # FACTS: failover.aurora_no_replica (under 10 min)
+        "reboot": (10.0, 30.0),  # FACTS: reboot.duration
+    },
+    # FACTS: failover.multi_az_instance: 60-120 s
+    "multi-az-instance": {
+        "detection": (10.0, 20.0),
+        "promotion": (40.0, 80.0),
+        "dns_update": (10.0, 20.0),
+        "recovery": (120.0, 300.0),
+        "recreate": (180.0, 600.0),
+        "reboot": (30.0, 120.0),
+    },
+    # FACTS: failover.multi_az_cluster: under 35 s
+    "multi-az-cluster": {
+        "detection": (5.0, 10.0),
+        "promotion": (5.0, 15.0),
+        "dns_update": (2.0, 8.0),
+        "recovery": (30.0, 90.0),
+        "recreate": (180.0, 600.0),
+        "reboot": (30.0, 120.0),
+    },
+    # single-az has no standby: a failed instance is recovered in place, at the same address, so promotion
+    # and dns_update do not apply (FACTS: failover.single_az)
+    "single-az": {
+        "detection": (10.0, 20.0),
+        "promotion": (0.0, 0.0),
+        "dns_update": (0.0, 0.0),
+        "recovery": (180.0, 600.0),
+        "recreate": (180.0, 600.0),
+        "reboot": (30.0, 120.0),
+    },
+}
+
+
+class Failover(Strict):
+    """How the cluster handles a lost instance, phase by phase. Unset phases take the topology's default."""
+
+    detection: PhaseField = Field(
+        None, description="fault until the service declares the instance failed (not for a planned failover)"
+    )
+    promotion: PhaseField = Field(
+        None, description="detection until the new writer accepts writes (standby or reader promoted)"
+    )
+    dns_update: PhaseField = Field(
+        None, description="new writer available until the endpoint's DNS record names it"
+    )
+    recovery: PhaseField = Field(
+        None,
+        description="until the failed instance is back. Aurora, Multi-AZ cluster: the failed writer rejoins as a "
+        "reader this long after the new writer is available; Multi-AZ instance: its host is rebuilt as the "
+        "standby this long after; single-az writer and failed readers: this long after the fault",
+    )
+    recreate: PhaseField = Field(
+        None,
+        description="aurora without a reader: detection until a new writer is created (FACTS: "
+        "failover.aurora_no_replica)",
+    )
+    reboot: PhaseField = Field(None, description="a `reboot` event: the instance's restart time")
+
+    def resolve(self, topology: str) -> None:
+        for phase, (low, high) in FAILOVER_DEFAULTS[topology].items():
+            if getattr(self, phase) is None:
+                setattr(self, phase, Phase(min=low, max=high))
+
+
+class Dns(Strict):
+    ttl: Duration = Field(
+        5.0, ge=0, le=86400, description="TTL of the cluster's endpoint records; 5 s (FACTS: dns.ttl)"
+    )
+
+
 TOPOLOGIES = ("single-az", "multi-az-instance", "multi-az-cluster", "aurora")
 RDS_REPLICA_APPLY_RATE = 2000.0  # assumed: FACTS replication.rds_apply_rate
 
@@ -308,9 +409,12 @@ class Cluster(Strict):
     connection: ConnectionCost = Field(default_factory=ConnectionCost)
     storage: Storage = Field(default_factory=Storage)
     replication: Replication = Field(default_factory=Replication)
+    dns: Dns = Field(default_factory=Dns)
+    failover: Failover = Field(default_factory=Failover)
 
     @model_validator(mode="after")
     def _names(self) -> Cluster:
+        self.failover.resolve(self.topology)
         if self.writer.name is None:
             self.writer.name = "writer"
         for i, reader in enumerate(self.readers, start=1):
@@ -361,6 +465,47 @@ class Pool(Strict):
         le=1,
         description="each connection's lifetime is shortened by a uniform random fraction up to this; "
         "HikariCP uses 2.5% (FACTS: hikari.lifetime_variance)",
+    )
+
+    validation: bool = Field(
+        True,
+        description="check a connection idle for more than 500 ms before lending it (HikariCP isValid; FACTS: "
+        "hikari.validation); false lends it unchecked",
+    )
+    validation_timeout: Duration = Field(
+        5.0,
+        ge=0.25,
+        le=3600,
+        description="validationTimeout: a check of a connection to an unreachable host gives up after this; "
+        "HikariCP default 5 s (FACTS: hikari.validation)",
+    )
+    keepalive: Duration = Field(
+        120.0,
+        ge=0,
+        le=MAX_DURATION_S,
+        description="keepaliveTime: idle connections are checked this often, so dead ones to an unreachable host "
+        "are found; HikariCP 5 default 2 min (FACTS: hikari.validation); 0 = never",
+    )
+    evict_on_error: Literal["connection", "all", "none"] = Field(
+        "connection",
+        description="which query errors close the connection: connection (broken connections, HikariCP's "
+        "SQLState 08 rule), all (also read_only, as failover-aware drivers do) or none (kept until validation "
+        "or max_lifetime). Default connection (FACTS: hikari.evict)",
+    )
+    connect_timeout: Duration = Field(
+        10.0,
+        ge=0.001,
+        le=3600,
+        description="driver connectTimeout: a connection attempt to an unreachable host fails after this; "
+        "pgjdbc default 10 s (FACTS: jdbc.timeouts)",
+    )
+    socket_timeout: Duration = Field(
+        0.0,
+        ge=0,
+        le=86400,
+        description="driver socketTimeout: a query on a connection to an unreachable host fails after this; "
+        "0 = none (pgjdbc default), so the OS gives up after TCP retransmissions, about 924.6 s on Linux "
+        "(FACTS: jdbc.timeouts, tcp.linux)",
     )
 
     @model_validator(mode="after")
@@ -451,8 +596,23 @@ class Query(Strict):
         "session and key: `follows: place_order` or `{query, fraction, delay}`",
     )
 
+    retries: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="times a failed request is sent again (after the service's reconnect backoff) when that is "
+        "safe: it never reached the DB, was refused as read_only, or is idempotent. Default 0",
+    )
+    idempotent: bool | None = Field(
+        None,
+        description="safe to retry after connection_lost (it may have run); default true for reads, false for "
+        "writes (FACTS: failover.inflight)",
+    )
+
     @model_validator(mode="after")
     def _one_load(self) -> Query:
+        if self.idempotent is None:
+            self.idempotent = self.kind == "read"
         given = [k for k in ("rate", "schedule", "users", "follows") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
@@ -461,6 +621,54 @@ class Query(Strict):
             )
         if self.users is not None and self.bursts:
             raise ValueError("bursts apply to open workloads (rate or schedule), not to users")
+        return self
+
+
+def _dns_cache(value: object) -> object:
+    if value == "forever":
+        return math.inf
+    seconds = _finite(parse_duration, DURATION_HELP)(value)
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"at most {MAX_DURATION_S:g} s, or forever")
+    return seconds
+
+
+def _dns_cache_out(value: float) -> object:
+    return "forever" if math.isinf(value) else value
+
+
+DnsCache = Annotated[
+    float,
+    BeforeValidator(_dns_cache),
+    PlainSerializer(_dns_cache_out),
+    WithJsonSchema({"type": ["string", "number"], "description": DURATION_HELP + ", or forever"}),
+]
+
+
+class Reconnect(Strict):
+    """Backoff between failed connection attempts (and between retries of a query)."""
+
+    initial_backoff: Duration = Field(
+        0.010,
+        gt=0,
+        le=3600,
+        description="first wait after a failure; 10 ms, HikariCP 5 (FACTS: hikari.fill)",
+    )
+    max_backoff: Duration = Field(
+        5.0, gt=0, le=86400, description="the wait doubles up to this; 5 s, HikariCP 5 (FACTS: hikari.fill)"
+    )
+    jitter: Literal["none", "full", "equal"] = Field(
+        "none",
+        description="none (HikariCP: every client waits the same), full (uniform 0..wait) or equal (wait/2 plus "
+        "uniform 0..wait/2) (FACTS: backoff.jitter)",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Reconnect:
+        if self.max_backoff < self.initial_backoff:
+            raise ValueError(
+                f"max_backoff ({self.max_backoff:g} s) must be at least initial_backoff ({self.initial_backoff:g} s)"
+            )
         return self
 
 
@@ -482,6 +690,12 @@ class Service(Strict):
     sessions: int = Field(
         1000, ge=1, le=100_000_000, description="user sessions requests are spread over; assumed 1000"
     )
+    dns_cache: DnsCache = Field(
+        30.0,
+        description="how long each task caches a resolved endpoint: 0 (always ask the resolver), a duration, "
+        "or forever. Default 30 s, the JVM's networkaddress.cache.ttl (FACTS: dns.jvm_cache)",
+    )
+    reconnect: Reconnect = Field(default_factory=Reconnect)
     workload: list[Query] = Field(..., min_length=1)
 
     def routes(self) -> list[str]:
@@ -551,6 +765,39 @@ class AzOutage(_Event):
     action: Literal["az_outage"]
     az: str = Field(..., pattern=r"^[a-z]$", description="the AZ letter")
     for_: Duration = Field(..., alias="for", gt=0, le=MAX_DURATION_S)
+    mode: Literal["reset", "blackhole"] = Field(
+        "reset",
+        description="reset: the instances' hosts refuse and reset connections; blackhole: they are unreachable "
+        "and clients wait for their timeouts",
+    )
+
+
+class FailoverEvent(_Event):
+    """A planned failover: the writer restarts and a standby or reader takes over, no detection delay."""
+
+    action: Literal["failover"]
+    to: Name | None = Field(
+        None, description="aurora and multi-az-cluster: the reader to promote; default by promotion tier"
+    )
+
+
+class InstanceFailure(_Event):
+    """An instance fails. The writer's failure starts a failover (or an in-place recovery on single-az)."""
+
+    action: Literal["instance_failure"]
+    target: Name = Field("writer", description="the instance's name; default writer")
+    mode: Literal["reset", "blackhole"] = Field(
+        "reset",
+        description="reset: the host answers, connections are refused and reset at once; blackhole: the host "
+        "is unreachable, so clients wait for their timeouts",
+    )
+
+
+class Reboot(_Event):
+    """An instance restarts (cluster.failover.reboot); its connections are reset. No failover."""
+
+    action: Literal["reboot"]
+    target: Name = Field("writer", description="the instance's name; default writer")
 
 
 class StorageNodeFailure(_Event):
@@ -572,10 +819,21 @@ class StorageNodeFailure(_Event):
 
 
 Event = Annotated[
-    Union[Deploy, ScaleService, WriteSpike, AzOutage, StorageNodeFailure],  # noqa: UP007
+    Union[  # noqa: UP007
+        Deploy, ScaleService, WriteSpike, AzOutage, StorageNodeFailure, FailoverEvent, InstanceFailure, Reboot
+    ],
     Field(discriminator="action"),
 ]
-EVENT_ACTIONS = ("deploy", "scale_service", "write_spike", "az_outage", "storage_node_failure")
+EVENT_ACTIONS = (
+    "deploy",
+    "scale_service",
+    "write_spike",
+    "az_outage",
+    "storage_node_failure",
+    "failover",
+    "instance_failure",
+    "reboot",
+)
 
 _EXPECT = re.compile(r"[ \t]*([A-Za-z_][\w\-]*(?:\.[\w\-]+)*)[ \t]*(==|!=|<=|>=|<|>)[ \t]*(\S+)[ \t]*")
 
@@ -1129,6 +1387,50 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
                     source,
                     lines,
                 )
+        instance_names = [cluster.writer.name, *(r.name for r in cluster.readers)]
+        if isinstance(ev, InstanceFailure | Reboot) and ev.target not in instance_names:
+            close = difflib.get_close_matches(ev.target, [n for n in instance_names if n], n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            _fail(
+                f"no instance named {ev.target!r}; {hint}instances: {', '.join(n for n in instance_names if n)}",
+                ("events", i, "target"),
+                source,
+                lines,
+            )
+        if isinstance(ev, FailoverEvent):
+            if cluster.topology == "single-az":
+                _fail(
+                    "single-az has no standby to fail over to; use reboot or instance_failure (recovered in "
+                    "place), or topology multi-az-instance, multi-az-cluster or aurora",
+                    ("events", i, "action"),
+                    source,
+                    lines,
+                )
+            if cluster.topology == "aurora" and not cluster.readers:
+                _fail(
+                    "an Aurora cluster without readers has nothing to fail over to; add a reader, or use "
+                    "instance_failure (the writer is recreated)",
+                    ("events", i, "action"),
+                    source,
+                    lines,
+                )
+            if ev.to is not None:
+                readers = [r.name for r in cluster.readers]
+                if cluster.topology == "multi-az-instance":
+                    _fail(
+                        "multi-az-instance fails over to its standby; `to` names a reader of aurora or "
+                        "multi-az-cluster",
+                        ("events", i, "to"),
+                        source,
+                        lines,
+                    )
+                if ev.to not in readers:
+                    _fail(
+                        f"no reader named {ev.to!r}; readers: {', '.join(n for n in readers if n)}",
+                        ("events", i, "to"),
+                        source,
+                        lines,
+                    )
         target = getattr(ev, "service", None)
         if target is not None and target not in service_names:
             close = difflib.get_close_matches(target, service_names, n=1)
