@@ -17,6 +17,7 @@ import simpy
 from . import rng
 from .catalog import INSTANCE_CLASSES, default_max_connections
 from .model.endpoints import Endpoint
+from .model.failover import Failovers
 from .model.faults import schedule_all, schedule_random_failures
 from .model.instance import Instance
 from .model.replication import ReplicaInfo, ReplicationLog, apply_times
@@ -115,6 +116,8 @@ class Sim:
                     cls.name,
                 )
             )
+            self.instances[-1].tier = spec.tier
+            self.instances[-1].custom_endpoint = spec.endpoint
         writer, readers = self.instances[0], self.instances[1:]
         self.storage = self._build_storage()
         self.endpoints: dict[str, Endpoint] = {}
@@ -146,6 +149,7 @@ class Sim:
                     p for p in self.queries if p.service is q.service and p.spec.query == q.spec.follows.query
                 )
                 leader.followers.append(q)
+        self.failovers = Failovers(self)
         for runtime in self.services:
             if runtime.spec.tasks:
                 runtime.start_tasks(runtime.spec.tasks)
@@ -169,7 +173,10 @@ class Sim:
         return EbsStorage(self, spec, writer_az, [], "all")
 
     def _add_endpoint(self, name: str, members: list[Instance]) -> None:
-        self.endpoints[name] = Endpoint(len(self.endpoints), name, members)
+        self.endpoints[name] = Endpoint(self, len(self.endpoints), name, members)
+
+    def instance(self, name: str) -> Instance:
+        return next(i for i in self.instances if i.name == name)
 
     def next_connection_id(self) -> int:
         self._connection_ids += 1
@@ -228,7 +235,7 @@ class Sim:
         return [
             ReplicaInfo(i.name, i.index, kind, tuple((a, min(b, now)) for a, b in i.down_log))
             for i in self.instances
-            if i.role == "reader"
+            if i.initial_role == "reader"
         ]
 
     def _replication(self, samples: dict[str, np.ndarray]) -> ReplicationLog:
@@ -278,7 +285,9 @@ class Sim:
             scenario=self.scenario,
             recorder=self.rec,
             instances=[
-                InstanceInfo(i.name, i.role, i.az, i.instance_class, i.vcpu, i.memory_gib, i.max_connections)
+                InstanceInfo(
+                    i.name, i.initial_role, i.az, i.instance_class, i.vcpu, i.memory_gib, i.max_connections
+                )
                 for i in self.instances
             ],
             endpoints=list(self.endpoints),
@@ -295,6 +304,10 @@ class Sim:
             # SimPy numbers every scheduled event; the counter's next value is how many there were
             events_processed=next(self.env._eid),
             wall_s=wall,
+            extra={
+                "failovers": [dict(r) for r in self.failovers.records],
+                "retried": {q.index: q.retried for q in self.queries},
+            },
         )
 
 

@@ -34,7 +34,9 @@ ERROR_CODES = CODES[1:]
 CONN_OPENED = 0
 CONN_REJECTED = 1
 CONN_CLOSED = 2
-CONN_KINDS = ("opened", "rejected", "closed")
+CONN_REFUSED = 3  # the address answered but no database listens (instance down): refused at once
+CONN_TIMED_OUT = 4  # the address is unreachable: the attempt waited for the client's connect timeout
+CONN_KINDS = ("opened", "rejected", "closed", "refused", "timed_out")
 
 REQUEST_COLUMNS: dict[str, str] = {
     # name: array typecode (d = float64, i = int32, h = int16, b = int8)

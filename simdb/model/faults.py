@@ -82,17 +82,18 @@ def _write_spike(sim: Sim, ev: Any, index: int) -> None:
     env.process(run())
 
 
-def az_down(sim: Sim, az: str, cause: str) -> None:
-    """An AZ is lost: its instances go down, its storage copies become unreachable. Outages may overlap."""
+def az_down(sim: Sim, az: str, cause: str, blackhole: bool = False) -> None:
+    """An AZ is lost: its instances fail (the writer fails over), its storage copies become unreachable.
+    Outages may overlap; instances come back through their recovery once the AZ is back."""
     count = sim.az_outages.get(az, 0)
     sim.az_outages[az] = count + 1
     if count:
         return
     sim.rec.event(sim.env.now, "az_outage", az, cause)
+    sim.storage.az_down(az)
     for inst in sim.instances:
         if inst.az == az:
-            inst.go_down(f"AZ {az} outage")
-    sim.storage.az_down(az)
+            sim.failovers.lose(inst, f"AZ {az} outage", blackhole)
 
 
 def az_up(sim: Sim, az: str, cause: str) -> None:
@@ -101,9 +102,7 @@ def az_up(sim: Sim, az: str, cause: str) -> None:
         return
     sim.rec.event(sim.env.now, "az_recovered", az, cause)
     sim.storage.az_up(az)
-    for inst in sim.instances:
-        if inst.az == az:
-            inst.go_up(f"AZ {az} back")
+    sim.failovers.az_back(az)
 
 
 def _az_outage(sim: Sim, ev: Any, index: int) -> None:
@@ -111,7 +110,7 @@ def _az_outage(sim: Sim, ev: Any, index: int) -> None:
 
     def run():  # type: ignore[no-untyped-def]
         yield env.timeout(ev.at)
-        az_down(sim, ev.az, f"for {format_duration(ev.for_)}")
+        az_down(sim, ev.az, f"for {format_duration(ev.for_)}", ev.mode == "blackhole")
         yield env.timeout(ev.for_)
         az_up(sim, ev.az, "outage over")
 
@@ -156,6 +155,30 @@ def _storage_node_failure(sim: Sim, ev: Any, index: int) -> None:
     env.process(run())
 
 
+def _failover(sim: Sim, ev: Any, index: int) -> None:
+    def run():  # type: ignore[no-untyped-def]
+        yield sim.env.timeout(ev.at)
+        sim.failovers.lose(sim.failovers.writer, "planned failover", False, planned=True, to=ev.to)
+
+    sim.env.process(run())
+
+
+def _instance_failure(sim: Sim, ev: Any, index: int) -> None:
+    def run():  # type: ignore[no-untyped-def]
+        yield sim.env.timeout(ev.at)
+        sim.failovers.lose(sim.instance(ev.target), "instance failure", ev.mode == "blackhole")
+
+    sim.env.process(run())
+
+
+def _reboot(sim: Sim, ev: Any, index: int) -> None:
+    def run():  # type: ignore[no-untyped-def]
+        yield sim.env.timeout(ev.at)
+        sim.failovers.reboot(sim.instance(ev.target))
+
+    sim.env.process(run())
+
+
 # handler(sim, event, index in scenario.events): the index names the event's random stream (events.<index>)
 HANDLERS: dict[str, Callable[[Sim, Any, int], None]] = {
     "deploy": _deploy,
@@ -163,6 +186,9 @@ HANDLERS: dict[str, Callable[[Sim, Any, int], None]] = {
     "write_spike": _write_spike,
     "az_outage": _az_outage,
     "storage_node_failure": _storage_node_failure,
+    "failover": _failover,
+    "instance_failure": _instance_failure,
+    "reboot": _reboot,
 }
 
 

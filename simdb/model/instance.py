@@ -20,6 +20,26 @@ if TYPE_CHECKING:
 NORMAL = 1  # SimPy's NORMAL event priority
 
 
+class Address:
+    """An IP address an endpoint's DNS record can name.
+
+    A Multi-AZ instance moves to its standby's host on failover and gets a new address; clients that still
+    hold the old one reach a host that no longer serves the database.
+    """
+
+    __slots__ = ("az", "instance", "unreachable")
+
+    def __init__(self, instance: Instance, az: str) -> None:
+        self.instance = instance
+        self.az = az
+        self.unreachable = False  # packets to it are dropped (blackhole): clients wait for their timeouts
+
+    def target(self) -> Instance | None:
+        """The instance answering at this address, if it is still this instance's address."""
+        inst = self.instance
+        return inst if inst.address is self else None
+
+
 class Instance:
     """One DB instance (writer or reader)."""
 
@@ -40,7 +60,12 @@ class Instance:
         self.index = index
         self.name = name
         self.role = role
+        self.initial_role = role  # the role results are keyed by; failovers change `role`
+        self.read_only = role != "writer"  # a write on it fails read_only
+        self.tier = 1  # promotion tier (readers)
+        self.custom_endpoint: str | None = None
         self.az = az
+        self.address = Address(self, az)
         self.vcpu = vcpu
         self.memory_gib = memory_gib
         self.max_connections = max_connections
@@ -135,16 +160,34 @@ class Instance:
 
     # ------------------------------------------------------------- failures
 
-    def go_down(self, cause: str) -> None:
-        """The instance is lost: its connections break and the work on it fails.
+    def set_role(self, role: str) -> None:
+        self.role = role
+        self.read_only = role != "writer"
+
+    def move(self, az: str) -> Address:
+        """The instance now runs on another host (a Multi-AZ standby): a new address; the old one is left."""
+        old = self.address
+        self.az = az
+        self.address = Address(self, az)
+        return old
+
+    def in_use(self) -> int:
+        """Connections lent to a request right now: the requests in flight on this instance."""
+        return sum(1 for conn in self.open_connections.values() if conn.lent)
+
+    def go_down(self, cause: str, blackhole: bool = False) -> int:
+        """The instance is lost: its connections break and the work on it fails. Returns the requests in flight.
 
         Queued work ends now; work on a vCPU ends, failed, when its burst would have finished (a few
-        ms at most), because its completion is already on the event queue.
+        ms at most), because its completion is already on the event queue. With ``blackhole`` the host
+        stops answering: clients learn of the failure only through their own timeouts.
         """
         if not self.up:
-            return
+            return 0
         now = self.env._now
+        in_flight = self.in_use()
         self.up = False
+        self.address.unreachable = blackhole
         self.broken_before = now
         self.down_log.append((now, math.inf))
         self._advance(now)
@@ -153,19 +196,23 @@ class Instance:
         for conn in self.open_connections.values():
             conn.broken = True
             rec.connection(now, self.index, conn.service, CONN_CLOSED, conn.id)
+            if blackhole:
+                conn.pool.watch(conn)
         self.open_connections.clear()
         self.connections = 0
-        rec.event(now, "instance_down", self.name, cause)
+        rec.event(now, "instance_down", self.name, cause + (" (host unreachable)" if blackhole else ""))
         queued = list(self.queue)
         self.queue.clear()
         self.active -= len(queued)
         for job in queued:
             job.t_start = now
             job.after_cpu(job)
+        return in_flight
 
     def go_up(self, cause: str) -> None:
         if self.up:
             return
         self.up = True
+        self.address.unreachable = False
         self.down_log[-1] = (self.down_log[-1][0], self.env._now)
         self.sim.rec.event(self.env._now, "instance_up", self.name, cause)

@@ -5,7 +5,15 @@ hikari.lifetime_variance).
   A timed-out borrower fails ``acquire_timeout``, or ``too_many_connections`` when the pool's last
   attempt to open a connection was refused by the server (HikariCP attaches that failure as the cause).
 - Fill: one creator per pool opens connections one at a time while fewer than min_idle are idle or
-  borrowers wait, never beyond max_size; after a failed attempt it backs off (10 ms doubling to 5 s).
+  borrowers wait, never beyond max_size; after a failed attempt it backs off as the service's
+  ``reconnect`` says (HikariCP: 10 ms doubling to 5 s, no jitter; FACTS: hikari.fill, backoff.jitter).
+- Opening resolves the endpoint through the task's DNS cache (:class:`~.endpoints.Resolver`). An address
+  whose instance is down refuses at once; an unreachable one (blackhole) fails after ``connect_timeout``.
+- Validation (FACTS: hikari.validation): a connection idle for more than 500 ms is checked before it is
+  lent. A broken one is closed (a check of one to an unreachable host first waits ``validation_timeout``).
+  ``keepalive`` checks idle connections the same way, so a pool notices a dead instance without traffic.
+- Errors: ``evict_on_error`` decides which query errors close the connection (HikariCP closes broken
+  connections, SQLState 08, but keeps one that answered read_only; FACTS: hikari.evict).
 - max_lifetime: each connection lives max_lifetime shortened by up to ``max_lifetime_jitter`` (2.5%)
   at random, so a pool's connections do not all retire at once. An idle connection is closed at its
   deadline and replaced; a busy one is closed when returned.
@@ -18,7 +26,8 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..record import CODE
+from ..record import CODE, CONN_REFUSED, CONN_TIMED_OUT
+from .endpoints import Resolver
 from .instance import NORMAL
 
 if TYPE_CHECKING:
@@ -27,26 +36,67 @@ if TYPE_CHECKING:
     from .services import ServiceRuntime
 
 HOUSEKEEPING_S = 30.0  # FACTS: hikari.fill (housekeeper period)
-CREATE_BACKOFF_S = 0.010  # FACTS: hikari.fill (first retry delay after a failed create)
-CREATE_BACKOFF_MAX_S = 5.0  # FACTS: hikari.fill (retry delay cap)
 LIFETIME_JITTER_MIN_S = 10.0  # FACTS: hikari.lifetime_variance (no variation for lifetimes ≤ 10 s)
+ALIVE_BYPASS_S = (
+    0.5  # FACTS: hikari.validation (aliveBypassWindowMs: recently used connections are not checked)
+)
 
 ACQUIRE_TIMEOUT = CODE["acquire_timeout"]
 TOO_MANY_CONNECTIONS = CODE["too_many_connections"]
 CONNECTION_REFUSED = CODE["connection_refused"]
+CONNECT_TIMEOUT = CODE["connect_timeout"]
+CONNECTION_LOST = CODE["connection_lost"]
+READ_ONLY = CODE["read_only"]
+
+
+class Backoff:
+    """Capped exponential backoff with optional jitter (FACTS: backoff.jitter)."""
+
+    __slots__ = ("initial", "jitter", "maximum", "u")
+
+    def __init__(self, spec: Any, u: Any) -> None:
+        self.initial = spec.initial_backoff
+        self.maximum = spec.max_backoff
+        self.jitter = spec.jitter
+        self.u = u
+
+    def wait(self, failures: int) -> float:
+        """The wait after the ``failures``-th failure in a row (1, 2, ...)."""
+        base = min(self.maximum, self.initial * 2.0 ** min(failures - 1, 60))
+        if self.jitter == "full":
+            return base * next(self.u)
+        if self.jitter == "equal":
+            return base * (0.5 + 0.5 * next(self.u))
+        return base
 
 
 class Connection:
     """An open DB connection; scheduled on the event queue only for its lifetime deadline."""
 
-    __slots__ = ("broken", "callbacks", "closed", "evicted", "id", "idle", "instance", "last_used", "service")
+    __slots__ = (
+        "address",
+        "broken",
+        "callbacks",
+        "closed",
+        "evicted",
+        "id",
+        "idle",
+        "instance",
+        "last_used",
+        "lent",
+        "pool",
+        "service",
+    )
     _ok = True
 
-    def __init__(self, conn_id: int, instance: Any, service: int, now: float) -> None:
+    def __init__(self, conn_id: int, instance: Any, address: Any, pool: Pool, now: float) -> None:
         self.callbacks: Any = None
         self.id = conn_id
         self.instance = instance
-        self.service = service
+        self.address = address  # the host it was opened to (a Multi-AZ instance may move away from it)
+        self.pool = pool
+        self.service = pool.service.index
+        self.lent = False
         self.broken = False  # the server side is gone (instance failure); the pool discards it on sight
         self.last_used = now
         self.evicted = False
@@ -65,6 +115,18 @@ class _SetupJob:
         self.cpu = cpu
         self.after_cpu = after_cpu
         self.t_start = 0.0
+
+
+class _Check:
+    """A validation or keepalive check of a connection: ``req`` waits for it (None for keepalive)."""
+
+    __slots__ = ("callbacks", "conn", "req")
+    _ok = True
+
+    def __init__(self, callbacks: tuple, conn: Connection, req: Any) -> None:
+        self.callbacks = callbacks
+        self.conn = conn
+        self.req = req
 
 
 class _Deadline:
@@ -95,18 +157,28 @@ class Pool:
         self.idle_timeout = cfg.idle_timeout
         self.max_lifetime = cfg.max_lifetime
         self.lifetime_jitter = cfg.max_lifetime_jitter if cfg.max_lifetime > LIFETIME_JITTER_MIN_S else 0.0
+        self.validation = cfg.validation
+        self.validation_timeout = cfg.validation_timeout
+        self.keepalive = cfg.keepalive
+        self.evict_read_only = cfg.evict_on_error == "all"
+        self.evict_broken = cfg.evict_on_error != "none"
+        self.connect_timeout = cfg.connect_timeout
+        self.socket_timeout = cfg.socket_timeout
         self.setup_s = sim.scenario.cluster.connection.setup
         self.setup_cpu_s = sim.scenario.cluster.connection.setup_cpu
+        self.resolver = Resolver(endpoint, service.spec.dns_cache, service.dns_age)
         self.idle: list[Connection] = []
         self.total = 0
         self.in_use = 0
-        self.waiters: deque[Any] = deque()
+        self.waiters: deque[_Deadline] = deque()
         self.n_waiting = 0
         self.creating = False
         self.open = False
         self.last_error = 0
         self._timeout_callbacks = (self._timed_out,)
         self._expire_callbacks = (self._expired,)
+        self._validated_callbacks = (self._validated,)
+        self._keepalive_callbacks = (self._keepalive,)
         self._schedule = sim.env.schedule
 
     # ------------------------------------------------------------- lifecycle
@@ -131,31 +203,64 @@ class Pool:
 
     def acquire(self, req: Any) -> None:
         idle = self.idle
+        now = self.env._now
         while idle:
             # idle connections are never evicted: an idle one is closed when its lifetime ends
             conn = idle.pop()
             conn.idle = False
-            if conn.broken:
-                # HikariCP validates a connection idle for more than 500 ms before lending it
+            if conn.broken and self.validation and now - conn.last_used > ALIVE_BYPASS_S:
+                if conn.address.unreachable:
+                    # the check hangs until validation_timeout; the borrower waits for it
+                    self._schedule(
+                        _Check(self._validated_callbacks, conn, req), NORMAL, self.validation_timeout
+                    )
+                    return
                 self._close(conn)
                 self._fill()
                 continue
-            self.in_use += 1
-            req.conn = conn
-            req.t_acq = self.env._now
-            conn.instance.submit(req)
+            self._lend(req, conn)
+            return
+        remaining = req.t_try + self.connection_timeout - now
+        if remaining <= 0.0:
+            req.query.fail(req, self.last_error or ACQUIRE_TIMEOUT)
             return
         req.waiting = True
-        self.waiters.append(req)
-        self.n_waiting += 1
+        # the queue holds each wait's deadline, not the request: a request that timed out here and was
+        # retried in another pool must not be served from a stale entry in this one
         req.deadline = deadline = _Deadline(self._timeout_callbacks, req)
-        self._schedule(deadline, NORMAL, self.connection_timeout)
+        self.waiters.append(deadline)
+        self.n_waiting += 1
+        self._schedule(deadline, NORMAL, remaining)
         self._fill()
 
-    def release(self, conn: Connection) -> None:
+    def _validated(self, check: _Check) -> None:
+        """A check of a connection to an unreachable host timed out: close it; its borrower tries again."""
+        self._close(check.conn)
+        self._fill()
+        if check.req is not None:
+            self.acquire(check.req)
+
+    def _lend(self, req: Any, conn: Connection) -> None:
+        self.in_use += 1
+        conn.lent = True
+        req.conn = conn
+        req.t_acq = self.env._now
+        if conn.broken:
+            req.query.lost(req)
+        elif conn.instance.read_only and req.query.is_write:
+            req.query.read_only(req)
+        else:
+            conn.instance.submit(req)
+
+    def release(self, conn: Connection, code: int = 0) -> None:
         self.in_use -= 1
+        conn.lent = False
         conn.last_used = self.env._now
-        if conn.evicted or conn.broken:
+        if (
+            conn.evicted
+            or (code == CONNECTION_LOST and self.evict_broken)
+            or (code == READ_ONLY and self.evict_read_only)
+        ):
             self._close(conn)
             self._fill()
         else:
@@ -164,15 +269,13 @@ class Pool:
     def _put(self, conn: Connection) -> None:
         waiters = self.waiters
         while self.n_waiting:
-            req = waiters.popleft()
-            if req.waiting:
+            deadline = waiters.popleft()
+            req = deadline.req
+            if req is not None:
+                deadline.req = None
                 req.waiting = False
-                req.deadline.req = None
                 self.n_waiting -= 1
-                self.in_use += 1
-                req.conn = conn
-                req.t_acq = self.env._now
-                conn.instance.submit(req)
+                self._lend(req, conn)
                 return
         if not self.open:
             self._close(conn)
@@ -182,7 +285,8 @@ class Pool:
 
     def _timed_out(self, deadline: _Deadline) -> None:
         req = deadline.req
-        if req is not None and req.waiting:
+        if req is not None:
+            deadline.req = None
             req.waiting = False
             self.n_waiting -= 1
             req.query.fail(req, self.last_error or ACQUIRE_TIMEOUT)
@@ -204,30 +308,42 @@ class Pool:
             self.env.process(self._creator())
 
     def _creator(self):  # type: ignore[no-untyped-def]
-        backoff = CREATE_BACKOFF_S
+        failures = 0
+        backoff = self.service.reconnect
         while self._needs_connection():
             opened = yield from self._open_one()
             if opened:
-                backoff = CREATE_BACKOFF_S
+                failures = 0
             else:
-                yield self.env.timeout(backoff)
-                backoff = min(CREATE_BACKOFF_MAX_S, backoff * 2)
+                failures += 1
+                yield self.env.timeout(backoff.wait(failures))
         self.creating = False
 
     def _open_one(self):  # type: ignore[no-untyped-def]
         env = self.env
         service = self.service
-        if self.setup_s:
+        rec = self.sim.rec
+        address = self.resolver.resolve(env._now, service.pick)
+        if address.unreachable:
+            yield env.timeout(self.connect_timeout)
+        elif self.setup_s:
             yield env.timeout(self.setup_s)
-        instance = self.endpoint.resolve(service.pick)
-        if not instance.up:
-            self.last_error = CONNECTION_REFUSED
+        instance = address.target()
+        if instance is None or not instance.up:
+            # a dead host, or one whose database is down (or moved away): refused, or no answer at all
+            inst_index = address.instance.index
+            if address.unreachable:
+                rec.connection(env._now, inst_index, service.index, CONN_TIMED_OUT)
+                self.last_error = CONNECT_TIMEOUT
+            else:
+                rec.connection(env._now, inst_index, service.index, CONN_REFUSED)
+                self.last_error = CONNECTION_REFUSED
             return False
         conn_id = instance.accept(service.index)
         if conn_id < 0:
             self.last_error = TOO_MANY_CONNECTIONS
             return False
-        conn = Connection(conn_id, instance, service.index, env.now)
+        conn = Connection(conn_id, instance, address, self, env.now)
         instance.register(conn)
         ready = env.event()
         instance.submit(_SetupJob(self.setup_cpu_s, lambda job: ready.succeed()))
@@ -245,6 +361,30 @@ class Pool:
             self._schedule(conn, NORMAL, lifetime)
         self._put(conn)
         return True
+
+    # ------------------------------------------------------------- keepalive
+
+    def watch(self, conn: Connection) -> None:
+        """``conn`` broke on the server side: the next keepalive check of it, if idle then, finds out."""
+        if self.keepalive > 0 and self.open:
+            wait = self.keepalive * next(self.service.keepalive_u)
+            self._schedule(_Check(self._keepalive_callbacks, conn, None), NORMAL, wait)
+
+    def _keepalive(self, check: _Check) -> None:
+        conn = check.conn
+        if conn.closed:
+            return
+        if not conn.idle:  # lent or being checked: try again at the next keepalive
+            check.callbacks = self._keepalive_callbacks  # SimPy clears a processed event's callbacks
+            self._schedule(check, NORMAL, self.keepalive)
+            return
+        self.idle.remove(conn)
+        conn.idle = False
+        if conn.address.unreachable:
+            self._schedule(_Check(self._validated_callbacks, conn, None), NORMAL, self.validation_timeout)
+        else:
+            self._close(conn)
+            self._fill()
 
     # -------------------------------------------------------------- retiring
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..record import CODE
 from ..rng import uniforms
-from .pool import Pool
+from .pool import Backoff, Pool
 
 if TYPE_CHECKING:
     from ..engine import Sim
@@ -39,6 +39,10 @@ class ServiceRuntime:
         self.endpoints = endpoints  # one pool per task for each, in route-slot order
         self.pick = uniforms(sim.stream(f"services.{spec.name}.dns"))
         self.lifetime_u = uniforms(sim.stream(f"services.{spec.name}.pool"))
+        # drawn only around DNS changes and failures, so runs without them keep their other draws
+        self.dns_age = uniforms(sim.stream(f"services.{spec.name}.resolver"))
+        self.keepalive_u = uniforms(sim.stream(f"services.{spec.name}.keepalive"))
+        self.reconnect = Backoff(spec.reconnect, uniforms(sim.stream(f"services.{spec.name}.reconnect")))
         self.serving: list[Task] = []
         self._rr = 0
         self._next_id = 0
@@ -74,6 +78,7 @@ class ServiceRuntime:
             self._rr = 0
         task = serving[self._rr]
         req.task = task.id
+        req.t_try = self.env._now
         pool = task.pools[req.query.route_slot]
         req.pool = pool
         pool.acquire(req)

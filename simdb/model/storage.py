@@ -242,7 +242,15 @@ class EbsStorage(StorageModel):
         self.writer_az = writer_az
         self.standby_azs = standby_azs
         self.wait_for = wait_for  # "all" (Multi-AZ instance) or "first" (Multi-AZ cluster, semisync)
+        self.missing: set[str] = set()  # standby AZs whose standby is down or not yet rebuilt
         super().__init__(sim, spec, 1 + len(standby_azs))
+
+    def set_writer(self, writer_az: str, standby_azs: list[str], missing: set[str]) -> None:
+        """After a failover: the writer's AZ, the standbys' AZs, and which of those do not answer yet."""
+        self.writer_az = writer_az
+        self.standby_azs = standby_azs
+        self.missing = missing
+        self.changed()
 
     def _draw(self, n: int) -> np.ndarray:
         local = draw_lognormal(self.rng, self.spec.ebs_latency, (n, 1))
@@ -253,7 +261,11 @@ class EbsStorage(StorageModel):
 
     def _combine(self, raw: np.ndarray) -> np.ndarray:
         local = raw[:, 0]
-        up = [i for i, az in enumerate(self.standby_azs, start=1) if az not in self.down_azs]
+        up = [
+            i
+            for i, az in enumerate(self.standby_azs, start=1)
+            if az not in self.down_azs and az not in self.missing
+        ]
         if not up:
             return local.copy()
         remote = raw[:, up] + self.spec.cross_az_rtt

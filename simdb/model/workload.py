@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..record import CODE, OK
 from ..rng import bounded_zipf, exponentials, integers, uniforms
 from .instance import NORMAL
+from .pool import Backoff
 
 if TYPE_CHECKING:
     from ..engine import Sim
@@ -23,6 +24,16 @@ if TYPE_CHECKING:
 NAN = math.nan
 CONNECTION_LOST = CODE["connection_lost"]
 QUORUM_UNAVAILABLE = CODE["quorum_unavailable"]
+READ_ONLY = CODE["read_only"]
+# failures after which sending the request again is safe: it never ran (connection_lost, which may
+# follow a statement that ran, needs the query to be idempotent; FACTS: failover.inflight)
+RETRY_SAFE = frozenset(
+    CODE[c]
+    for c in ("too_many_connections", "acquire_timeout", "connection_refused", "connect_timeout", "read_only")
+)
+# with no socket timeout, a request on a connection to an unreachable host waits until the OS gives up
+# retransmitting: Linux tcp_retries2 = 15 gives about 924.6 s (FACTS: tcp.linux)
+TCP_GIVE_UP_S = 924.6
 
 
 class Request:
@@ -30,6 +41,7 @@ class Request:
 
     __slots__ = (
         "after_cpu",
+        "attempt",
         "callbacks",
         "conn",
         "cpu",
@@ -41,6 +53,7 @@ class Request:
         "t_acq",
         "t_arrive",
         "t_start",
+        "t_try",
         "task",
         "user",
         "waiting",
@@ -101,6 +114,18 @@ class QueryClass:
             else integers(keys, spec.keys.count)
         )
         self._sessions = integers(sim.stream(path + ".sessions"), service.spec.sessions)
+        self.retries = spec.retries
+        self.idempotent = bool(spec.idempotent)
+        self.retried = 0  # requests sent again
+        self._retry_wait = (
+            Backoff(service.spec.reconnect, uniforms(sim.stream(path + ".retries"))) if spec.retries else None
+        )
+        self._redispatch_callbacks = (self._redispatch,)
+        self._lost_callbacks = (self._lost_now,)
+        self._read_only_callbacks = (self._read_only_now,)
+        # an error from the server (read_only, a reset connection) reaches the client one round trip after
+        # the request was sent (assumed: the cross-AZ round trip, FACTS: network.cross_az_rtt)
+        self.round_trip = sim.scenario.cluster.storage.cross_az_rtt
         tx = spec.transaction
         self.hold = (tx.hold + tx.external_call) if tx else 0.0
         self.storage = sim.storage
@@ -150,6 +175,7 @@ class QueryClass:
         req.waiting = False
         req.t_acq = NAN
         req.t_start = NAN
+        req.attempt = 0
         self.sim.arrived += 1
         self.service.dispatch(req)
 
@@ -161,7 +187,7 @@ class QueryClass:
 
     def _commit(self, req: Request) -> None:
         if req.t_start <= req.conn.instance.broken_before:
-            self.end(req, CONNECTION_LOST)
+            self.lost(req)
             return
         latency = self.storage.commit_latency()
         if latency < 0.0:
@@ -173,7 +199,7 @@ class QueryClass:
     def _finish(self, req: Request) -> None:
         conn = req.conn
         if req.t_start <= conn.instance.broken_before:
-            self.end(req, CONNECTION_LOST)
+            self.lost(req)
             return
         if not self.storage.read_ok and not self.is_write:
             self.end(req, QUORUM_UNAVAILABLE)
@@ -198,10 +224,36 @@ class QueryClass:
         if req.user is not None:
             req.user.think()
 
+    def lost(self, req: Request) -> None:
+        """The request's connection died under it: connection_lost after a round trip (a reset), or, when
+        the host is unreachable, once the client's socket timeout (or the OS's TCP give-up) has passed
+        since it was sent."""
+        conn = req.conn
+        if conn.address.unreachable:
+            timeout = req.pool.socket_timeout or TCP_GIVE_UP_S
+            wait = max(req.t_acq + timeout - self.env._now, 0.0)
+        else:
+            wait = self.round_trip
+        req.callbacks = self._lost_callbacks
+        self._schedule(req, NORMAL, wait)
+
+    def _lost_now(self, req: Request) -> None:
+        self.end(req, CONNECTION_LOST)
+
+    def read_only(self, req: Request) -> None:
+        """A write reached a read-only instance: the server rejects it, the error comes back."""
+        req.callbacks = self._read_only_callbacks
+        self._schedule(req, NORMAL, self.round_trip)
+
+    def _read_only_now(self, req: Request) -> None:
+        self.end(req, READ_ONLY)
+
     def end(self, req: Request, code: int) -> None:
         """The request fails while holding a connection (on an instance, or waiting for storage)."""
         conn = req.conn
-        req.pool.release(conn)
+        req.pool.release(conn, code)
+        if self._retry(req, code):
+            return
         self._record(
             req.t_arrive,
             req.t_acq,
@@ -216,6 +268,25 @@ class QueryClass:
         )
         if req.user is not None:
             req.user.think()
+
+    def _retry(self, req: Request, code: int) -> bool:
+        """Send the request again after a backoff, if it has retries left and that is safe."""
+        if req.attempt >= self.retries or not (
+            code in RETRY_SAFE or (code == CONNECTION_LOST and self.idempotent)
+        ):
+            return False
+        assert self._retry_wait is not None
+        req.attempt += 1
+        self.retried += 1
+        req.callbacks = self._redispatch_callbacks
+        self._schedule(req, NORMAL, self._retry_wait.wait(req.attempt))
+        return True
+
+    def _redispatch(self, req: Request) -> None:
+        req.waiting = False
+        req.t_acq = NAN
+        req.t_start = NAN
+        self.service.dispatch(req)
 
     # ------------------------------------------------------- read-after-write
 
@@ -236,6 +307,8 @@ class QueryClass:
 
     def fail(self, req: Request, code: int) -> None:
         """The request ends without a result, before it reached an instance."""
+        if self._retry(req, code):
+            return
         self._record(
             req.t_arrive, req.t_acq, NAN, self.env._now, req.key, req.session, req.task, self.index, -1, code
         )
