@@ -227,12 +227,99 @@ def stale_reads(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any],
     plt.close(fig)
 
 
+# failover phases, shaded in downtime.png: (summary key where it starts, key where it ends, label, colour)
+PHASES = (
+    ("start_s", "detected_s", "detection", "tab:red"),
+    ("detected_s", "writer_available_s", "promotion", "tab:orange"),
+    ("writer_available_s", "dns_updated_s", "DNS update", "gold"),
+    ("dns_updated_s", "dns_visible_s", "DNS TTL (resolver caches)", "tab:olive"),
+    ("dns_visible_s", "clients_recovered_s", "client DNS caches / stale connections", "tab:cyan"),
+)
+
+
+def _failover_phases(ax: Any, summary: dict[str, Any], label: bool) -> None:
+    """Shade each writer outage's phases; the legend entries come from the first outage only."""
+    for f in summary["failovers"]:
+        visible = None if f["dns_updated_s"] is None else f["dns_updated_s"] + f["dns_ttl_s"]
+        times = {**f, "dns_visible_s": visible}
+        for start_key, end_key, name, color in PHASES:
+            a, b = times[start_key], times[end_key]
+            if b is None and end_key == "clients_recovered_s" and a is not None:
+                b = summary["duration_s"]  # some clients never recovered
+            if a is None or b is None or b <= a:
+                continue
+            ax.axvspan(a, b, color=color, alpha=0.18, zorder=0, label=name if label else None)
+        if f["dns_ttl_s"] and f["dns_updated_s"] is not None:
+            ax.axvline(
+                f["dns_updated_s"], color="tab:purple", lw=1.2, label="DNS record changed" if label else None
+            )
+        if f["first_write_ok_s"] is not None:
+            ax.axvline(
+                f["first_write_ok_s"],
+                color="tab:green",
+                lw=1.2,
+                ls="--",
+                label="first successful write" if label else None,
+            )
+        label = False
+
+
+def downtime(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    """Per service: successful and failed requests per second, the failover phases shaded."""
+    t = ts["time_s"]
+    services = [c.split(".", 1)[1] for c in ts.columns if c.startswith("Requests.")]
+    fig, axes = plt.subplots(
+        len(services) + 1,
+        1,
+        figsize=(11, 3 + 2.6 * (len(services) + 1)),
+        sharex=True,
+        constrained_layout=True,
+    )
+    av = summary["availability"]
+    fig.suptitle(
+        f"{summary['scenario']} — downtime as clients saw it (seed {summary['seed']}): writes down "
+        f"{av['write_downtime_s']:.1f} s, reads down {av['read_downtime_s']:.1f} s; "
+        f"{av['failovers']} writer outage(s)"
+    )
+    for ax, name in zip(axes, services, strict=False):
+        ax.plot(t, ts[f"Requests.{name}"], color="tab:green", lw=1.1, label="ok / s")
+        ax.plot(t, ts[f"Errors.{name}"], color="tab:red", lw=1.1, label="failed / s")
+        ax.set_ylabel("requests / s")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"service {name}: requests by outcome (by completion time)")
+        _failover_phases(ax, summary, label=ax is axes[0])
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", fontsize=7, ncol=2)
+    ax = axes[-1]
+    ax.plot(t, ts["ConnectionAttempts"], color="tab:blue", lw=1.1, label="connection attempts / s")
+    ax.plot(t, ts["DatabaseConnections"], color="0.3", lw=1.0, label="DatabaseConnections (count)")
+    ax.set_ylabel("attempts / s; connections")
+    ax.set_ylim(bottom=0)
+    ax.set_title(
+        f"Reconnects: peak {summary['connections']['attempts_peak_per_s']:.0f} attempts/s (100 ms bins)"
+    )
+    _failover_phases(ax, summary, label=False)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7)
+    ax.set_xlabel("simulated time (s)")
+    if not summary["failovers"]:
+        axes[0].text(0.5, 0.9, "no writer outage in this run", ha="center", transform=axes[0].transAxes)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    out = [folder / "timeline.png", folder / "connections.png", folder / "stale_reads.png"]
+    out = [
+        folder / "timeline.png",
+        folder / "connections.png",
+        folder / "stale_reads.png",
+        folder / "downtime.png",
+    ]
     timeline(ts, events, summary, out[0])
     connections(ts, events, summary, out[1])
     stale_reads(ts, events, summary, out[2])
+    downtime(ts, events, summary, out[3])
     return out
 
 

@@ -16,8 +16,18 @@ import pandas as pd
 from .. import theory
 from ..engine import RawRun
 from ..errors import SimdbError
-from ..record import CODES, CONN_CLOSED, CONN_OPENED, CONN_REJECTED, ERROR_CODES, OK
+from ..record import (
+    CODES,
+    CONN_CLOSED,
+    CONN_OPENED,
+    CONN_REFUSED,
+    CONN_REJECTED,
+    CONN_TIMED_OUT,
+    ERROR_CODES,
+    OK,
+)
 from ..scenario import parse_expect
+from .availability import attempt_peak, failover_summaries
 from .staleness import mean_lag_per_bin, replica_lag_at, stale_reads
 from .warmup import mser5_cut
 
@@ -139,6 +149,8 @@ class Analysis:
         self.latency_ms = (c["t_end"] - c["t_arrive"]) * 1000.0
         query_kind = np.array([q.kind == "write" for q in raw.queries], dtype=bool)
         self.is_write = query_kind[c["query"]] if c["query"].size else np.zeros(0, dtype=bool)
+        service_of_query = np.array([raw.services.index(q.service) for q in raw.queries], dtype=np.int64)
+        self.service = service_of_query[c["query"]] if c["query"].size else np.zeros(0, dtype=np.int64)
 
     def _detect_warmup(self) -> float:
         """MSER-5 on the mean latency of successful requests per timeseries interval, by arrival time."""
@@ -244,6 +256,10 @@ class Analysis:
         )
         ts["Requests"] = np.bincount(bins[self.ok], minlength=n)[:n] / interval
         ts["Errors"] = np.bincount(bins[~self.ok], minlength=n)[:n] / interval
+        for si, name in enumerate(raw.services):
+            mine = self.service == si
+            ts[f"Requests.{name}"] = np.bincount(bins[mine & self.ok], minlength=n)[:n] / interval
+            ts[f"Errors.{name}"] = np.bincount(bins[mine & ~self.ok], minlength=n)[:n] / interval
         for code in np.unique(c["code"][~self.ok]):
             ts[f"Errors.{CODES[code]}"] = np.bincount(bins[c["code"] == code], minlength=n)[:n] / interval
         ok_bins, ok_lat = bins[self.ok], self.latency_ms[self.ok]
@@ -286,6 +302,7 @@ class Analysis:
                 "total": int((w & mine).sum()),
                 "ok": int((ok_w & mine).sum()),
                 "failed": int((failed_w & mine).sum()),
+                "retries": int(raw.extra.get("retried", {}).get(qi, 0)),
                 "latency_ms": latency_stats(self.latency_ms[ok_w & mine]),
             }
 
@@ -309,6 +326,7 @@ class Analysis:
                 "failed": int(failed_w.sum()),
                 "errors": {code: errors[code] for code in ERROR_CODES},
                 "throughput_per_s": rnd(ok_w.sum() / measured_s),
+                "retries": int(sum(raw.extra.get("retried", {}).values())),
                 "in_flight_at_end": raw.in_flight_at_end,
             },
             "latency_ms": latency_stats(self.latency_ms[ok_w]),
@@ -324,7 +342,7 @@ class Analysis:
             "availability": self._availability(),
             "replication": self.replication_summary,
             "storage": self._storage(),
-            "failovers": [],
+            "failovers": self.failovers,
             "proxy": {
                 "borrow_latency_ms": {"mean": 0.0, "p99": 0.0},
                 "borrow_timeouts": 0,
@@ -349,6 +367,8 @@ class Analysis:
         conn = raw.recorder.connections()
         in_window = (conn["t"] >= self.warmup) & (conn["t"] <= self.duration)
         delta = np.where(conn["kind"] == CONN_OPENED, 1, np.where(conn["kind"] == CONN_CLOSED, -1, 0))
+        attempts = conn["kind"] != CONN_CLOSED
+        peak, peak_at = attempt_peak(conn["t"][attempts], self.warmup, self.duration)
         t_all, lvl_all = step_levels(conn["t"], delta)
         by_instance = {}
         for i, inst in enumerate(raw.instances):
@@ -372,6 +392,11 @@ class Analysis:
             "opened": int((in_window & (conn["kind"] == CONN_OPENED)).sum()),
             "rejected": int((in_window & (conn["kind"] == CONN_REJECTED)).sum()),
             "closed": int((in_window & (conn["kind"] == CONN_CLOSED)).sum()),
+            "refused": int((in_window & (conn["kind"] == CONN_REFUSED)).sum()),
+            "timed_out": int((in_window & (conn["kind"] == CONN_TIMED_OUT)).sum()),
+            "attempts": int((in_window & attempts).sum()),
+            "attempts_peak_per_s": rnd(peak),
+            "attempts_peak_at_s": rnd(peak_at),
         }
 
     # ------------------------------------------------------------- replication
@@ -508,6 +533,24 @@ class Analysis:
             ts["StaleReadFraction"] = np.where(reads > 0, n_stale / np.maximum(reads, 1), 0.0)
             ts["ReadYourWritesViolations"] = np.bincount(read_bins[ryw], minlength=n)[:n] / interval
 
+    @cached_property
+    def failovers(self) -> list[dict[str, Any]]:
+        """Writer outages (failovers, in-place restarts, reboots) with what the clients saw."""
+        c = self.cols
+        client = (self.service << 32) | c["task"].astype(np.int64)
+        conn = self.raw.recorder.connections()
+        found = failover_summaries(
+            self.raw.extra.get("failovers", []),
+            c["t_arrive"],
+            c["t_end"],
+            self.ok,
+            self.is_write,
+            client,
+            conn["t"][conn["kind"] != CONN_CLOSED],
+            self.duration,
+        )
+        return [{k: rnd(v) for k, v in f.items()} for f in found]
+
     def _availability(self) -> dict[str, Any]:
         windows: list[dict[str, Any]] = []
         totals = {}
@@ -518,10 +561,31 @@ class Analysis:
             totals[kind] = sum(e - s for s, e in found)
             windows += [{"start_s": rnd(s), "end_s": rnd(e), "kind": kind} for s, e in found]
         windows.sort(key=lambda x: (x["start_s"], x["kind"]))
+        failovers = self.failovers
+        recovery = [
+            (f["clients_recovered_s"] if f["clients_recovered_s"] is not None else self.duration)
+            - f["start_s"]
+            for f in failovers
+        ]
         return {
             "write_downtime_s": rnd(totals["write"]),
             "read_downtime_s": rnd(totals["read"]),
             "windows": windows,
+            "failovers": len(failovers),
+            # server side: fault until the new writer accepts writes, summed
+            "writer_unavailable_s": rnd(
+                sum(
+                    (f["writer_available_s"] if f["writer_available_s"] is not None else self.duration)
+                    - f["start_s"]
+                    for f in failovers
+                )
+            ),
+            # client side: the longest time from a fault until every client wrote again (to the run's end
+            # when some never did)
+            "client_recovery_s": rnd(max(recovery, default=0.0)),
+            "clients_not_recovered": sum(f["clients_not_recovered"] for f in failovers),
+            # the largest reconnect storm against a new writer (attempts per second in 100 ms bins)
+            "reconnect_peak_per_s": rnd(max((f["reconnect_peak_per_s"] for f in failovers), default=0.0)),
         }
 
     def _theory(self) -> dict[str, Any]:
