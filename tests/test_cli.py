@@ -419,7 +419,7 @@ def test_schema_is_a_json_schema_of_the_scenario_file() -> None:
 def test_plot_redraws_the_plots(run_dir: Path) -> None:
     proc = simdb("plot", run_dir)
     assert proc.returncode == 0, proc.stderr
-    names = ("timeline.png", "connections.png", "stale_reads.png")
+    names = ("timeline.png", "connections.png", "stale_reads.png", "downtime.png")
     assert proc.stdout.splitlines() == [f"{run_dir}/plots/{name}" for name in names]
     for name in names:
         assert (run_dir / "plots" / name).stat().st_size > 1000
