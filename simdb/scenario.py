@@ -627,7 +627,10 @@ class Query(Strict):
 def _dns_cache(value: object) -> object:
     if value == "forever":
         return math.inf
-    seconds = _finite(parse_duration, DURATION_HELP)(value)
+    try:
+        seconds = _finite(parse_duration, DURATION_HELP)(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or forever") from None
     if seconds > MAX_DURATION_S:
         raise ValueError(f"at most {MAX_DURATION_S:g} s, or forever")
     return seconds

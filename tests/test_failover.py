@@ -262,3 +262,47 @@ def test_client_recovery_matches_a_slow_reference(rows, outages) -> None:
     got = failover_summaries(records, t_arrive, t_end, ok, is_write, client, np.zeros(0), 200.0)
     want = _slow_recovery(records, t_arrive, t_end, ok, is_write, client, 200.0)
     assert [(g["clients_recovered_s"], g["clients_not_recovered"], g["clients"]) for g in got] == want
+
+
+def test_only_safe_or_idempotent_requests_are_retried() -> None:
+    service = {
+        "tasks": 4,
+        "pool": {"max_size": 10, "connection_timeout": "5s"},
+        "workload": [
+            {
+                "query": "w",
+                "kind": "write",
+                "rate": 200,
+                "cpu": "2ms",
+                "transaction": {"hold": "40ms"},
+                "retries": 2,
+            },
+            {
+                "query": "r",
+                "kind": "read",
+                "rate": 200,
+                "cpu": "2ms",
+                "transaction": {"hold": "40ms"},
+                "retries": 2,
+            },
+        ],
+    }
+    result = simdb.run(_scenario("aurora", duration=60.0, service=service), plots=False)
+    req, summary = result.requests, result.summary
+    lost = req[req["code"] == "connection_lost"]
+    # writes in flight at the fault may have run: they fail; reads are idempotent and sent again
+    assert (lost["query"] == "w").sum() > 0
+    reads_in_flight = req[(req["query"] == "r") & (req["t_arrive"] < FAULT_AT) & (req["t_end"] > FAULT_AT)]
+    assert len(reads_in_flight) > 0 and not (reads_in_flight["code"] == "connection_lost").any()
+    assert summary["by_query"]["r"]["retries"] > 0 and summary["by_query"]["w"]["retries"] > 0
+    # a retried request keeps its first arrival: its latency covers every attempt
+    assert (reads_in_flight["t_end"] - reads_in_flight["t_arrive"]).max() > 5.0
+
+
+def test_a_failover_run_is_byte_identical_for_the_same_seed(tmp_path) -> None:
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"run{i}"
+        simdb.run("failover-dns-cache", overrides=["duration=100s"], out=out, plots=False)
+        outs.append((out / "summary.json").read_bytes())
+    assert outs[0] == outs[1]

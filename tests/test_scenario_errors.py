@@ -365,6 +365,76 @@ def _cases() -> list[Case]:
             ["unknown field 'se\\ned'", "allowed: name, description, seed"],
         ),
         Case(
+            "failure-of-an-unknown-instance",
+            (
+                x := edit(
+                    t,
+                    "action: scale_service, service: api, tasks: 15}",
+                    "action: instance_failure, target: reader-2}",
+                )
+            ),
+            line_of(x, "instance_failure"),
+            "events[0].target",
+            ["no instance named 'reader-2'", "did you mean 'reader-1'?", "instances: writer, reader-1"],
+        ),
+        Case(
+            "failover-to-the-writer",
+            (
+                x := edit(
+                    t, "action: scale_service, service: api, tasks: 15}", "action: failover, to: writer}"
+                )
+            ),
+            line_of(x, "action: failover"),
+            "events[0].to",
+            ["no reader named 'writer'", "readers: reader-1"],
+        ),
+        Case(
+            "failover-mode-unknown",
+            (
+                x := edit(
+                    t,
+                    "action: scale_service, service: api, tasks: 15}",
+                    "action: instance_failure, mode: crash}",
+                )
+            ),
+            line_of(x, "instance_failure"),
+            "events[0].mode",
+            ["'reset' or 'blackhole'"],
+        ),
+        Case(
+            "failover-phase-reversed",
+            (
+                x := edit(
+                    t,
+                    "  topology: aurora\n",
+                    "  topology: aurora\n  failover: {promotion: {min: 20s, max: 10s}}\n",
+                )
+            ),
+            line_of(x, "failover:"),
+            "cluster.failover.promotion",
+            ["max (10 s) must be at least min (20 s)"],
+        ),
+        Case(
+            "dns-cache-not-a-duration",
+            (x := edit(t, "    connect_via: writer\n", "    connect_via: writer\n    dns_cache: always\n")),
+            line_of(x, "dns_cache"),
+            "services[0].dns_cache",
+            ["or forever"],
+        ),
+        Case(
+            "jitter-unknown",
+            (
+                x := edit(
+                    t,
+                    "    connect_via: writer\n",
+                    "    connect_via: writer\n    reconnect: {jitter: random}\n",
+                )
+            ),
+            line_of(x, "reconnect"),
+            "services[0].reconnect.jitter",
+            ["'none', 'full' or 'equal'"],
+        ),
+        Case(
             "not-utf8",
             b"name: x\ndescription: caf\xe9\n",
             2,
