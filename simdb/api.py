@@ -380,6 +380,8 @@ KEY_METRICS = (
     "connections.rejected",
     "availability.write_downtime_s",
     "availability.read_downtime_s",
+    "availability.client_recovery_s",
+    "availability.reconnect_peak_per_s",
     "replication.lag_ms.max",
     "replication.stale_reads",
     "replication.read_your_writes_violations",

@@ -306,3 +306,23 @@ def test_a_failover_run_is_byte_identical_for_the_same_seed(tmp_path) -> None:
         simdb.run("failover-dns-cache", overrides=["duration=100s"], out=out, plots=False)
         outs.append((out / "summary.json").read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_the_reader_endpoint_drops_the_promoted_reader_and_gains_the_old_writer() -> None:
+    scenario = _scenario(
+        "aurora", duration=120.0, events=[{"at": FAULT_AT, "action": "failover", "to": "reader-2"}]
+    )
+    scenario["cluster"]["readers"] = [{"az": "b", "tier": 0}, {"az": "c", "tier": 1}]
+    result = simdb.run(scenario, plots=False)
+    (f,) = result.summary["failovers"]
+    assert f["promoted"] == "reader-2"  # `to` overrides the tiers
+    assert f["detected_s"] == f["start_s"]  # planned: no detection phase
+    dns = result.events[result.events["kind"] == "dns_updated"]
+    answers = list(zip(dns["target"], dns["detail"], strict=True))
+    assert ("writer", "-> reader-2") in answers
+    reader_answers = [d for t, d in answers if t == "reader"]
+    assert reader_answers[0] == "-> reader-1"  # the promoted reader left
+    assert reader_answers[-1] == "-> reader-1, writer"  # the old writer came back as a reader
+    # without `to`, the lowest tier wins
+    scenario["events"] = [{"at": FAULT_AT, "action": "failover"}]
+    assert simdb.run(scenario, plots=False).summary["failovers"][0]["promoted"] == "reader-1"
