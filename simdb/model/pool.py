@@ -37,9 +37,8 @@ if TYPE_CHECKING:
 
 HOUSEKEEPING_S = 30.0  # FACTS: hikari.fill (housekeeper period)
 LIFETIME_JITTER_MIN_S = 10.0  # FACTS: hikari.lifetime_variance (no variation for lifetimes ≤ 10 s)
-ALIVE_BYPASS_S = (
-    0.5  # FACTS: hikari.validation (aliveBypassWindowMs: recently used connections are not checked)
-)
+# recently used connections are lent unchecked (aliveBypassWindowMs)
+ALIVE_BYPASS_S = 0.5  # FACTS: hikari.validation
 
 ACQUIRE_TIMEOUT = CODE["acquire_timeout"]
 TOO_MANY_CONNECTIONS = CODE["too_many_connections"]
