@@ -326,3 +326,21 @@ def test_the_reader_endpoint_drops_the_promoted_reader_and_gains_the_old_writer(
     # without `to`, the lowest tier wins
     scenario["events"] = [{"at": FAULT_AT, "action": "failover"}]
     assert simdb.run(scenario, plots=False).summary["failovers"][0]["promoted"] == "reader-1"
+
+
+def test_a_new_writer_that_fails_before_its_dns_update_fails_over_again() -> None:
+    scenario = _scenario(
+        "aurora",
+        duration=80.0,
+        failover={"detection": "1s", "promotion": "2s", "dns_update": "5s", "recovery": "10s"},
+        events=[
+            {"at": FAULT_AT, "action": "instance_failure"},
+            {"at": FAULT_AT + 5, "action": "instance_failure", "target": "reader-1"},
+        ],
+    )
+    scenario["cluster"]["readers"] = [{"az": "b", "tier": 0}, {"az": "c", "tier": 1}]
+    result = simdb.run(scenario, plots=False)
+    first, second = result.summary["failovers"]
+    assert (first["promoted"], second["failed"], second["promoted"]) == ("reader-1", "reader-1", "reader-2")
+    assert second["writer_available_s"] == pytest.approx(FAULT_AT + 5 + 3)
+    assert second["clients_not_recovered"] == 0

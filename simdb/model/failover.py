@@ -44,7 +44,7 @@ class Failovers:
         self.standby_az = cluster.standby_az
         self.in_service: list[Instance] = list(sim.instances[1:])  # readers the control plane counts healthy
         self.records: list[dict[str, Any]] = []
-        self.busy = False  # a writer failover is running
+        self.busy = False  # a writer failover is running, until its new writer is available
         self._az_waiters: dict[str, list[Any]] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -176,12 +176,12 @@ class Failovers:
             self._set_storage_writer(standby_az, [old_az], {old_az})
             record["promoted"] = f"{old.name} (standby, AZ {standby_az})"
             record["writer_available_s"] = self.env.now
+            self.busy = False  # the new writer may fail in turn
             self._event("writer_available", old.name, f"now in AZ {standby_az}")
             yield self.env.timeout(self.draw("dns_update"))
             self.dns_writer = old
             self._publish()
             record["dns_updated_s"] = self.env.now
-            self.busy = False
             # the failed host is rebuilt as the new standby; it never serves clients
             yield self._wait_until(record["writer_available_s"] + recovery)
             yield from self._until_az_up(old_az)
@@ -209,13 +209,13 @@ class Failovers:
         new.go_up("promoted to writer")
         self._set_storage_writer(new.az)
         record["writer_available_s"] = self.env.now
+        self.busy = False  # the new writer may fail in turn
         self._event("writer_available", new.name, f"after {self.env.now - t0:.1f} s")
         self.env.process(self._rejoin(old, self.env.now + recovery, "back as a reader"))
         yield self.env.timeout(self.draw("dns_update"))
         self.dns_writer = new
         self._publish()
         record["dns_updated_s"] = self.env.now
-        self.busy = False
 
     def _choose(self, to: str | None) -> Instance | None:
         candidates = [i for i in self.sim.instances if i.role == "reader" and i.up]
@@ -245,11 +245,11 @@ class Failovers:
         old.go_up("recreated")
         record["promoted"] = f"{old.name} (recreated)"
         record["writer_available_s"] = self.env.now
+        self.busy = False  # the new writer may fail in turn
         self._event("writer_available", old.name, "recreated")
         yield self.env.timeout(self.draw("dns_update"))
         self._publish()
         record["dns_updated_s"] = self.env.now
-        self.busy = False
 
     def _rejoin(self, inst: Instance, back_at: float, cause: str) -> Generator[Any, Any, None]:
         """A failed instance is back as a reader once its recovery has passed and its AZ is up, then joins
