@@ -601,7 +601,8 @@ class Query(Strict):
         ge=0,
         le=100,
         description="times a failed request is sent again (after the service's reconnect backoff) when that is "
-        "safe: it never reached the DB, was refused as read_only, or is idempotent. Default 0",
+        "safe: it never reached the DB, was refused as read_only, or is idempotent. Default 0 (assumed: a pool does "
+        "not retry; the application must ask for it)",
     )
     idempotent: bool | None = Field(
         None,
@@ -771,7 +772,7 @@ class AzOutage(_Event):
     mode: Literal["reset", "blackhole"] = Field(
         "reset",
         description="reset: the instances' hosts refuse and reset connections; blackhole: they are unreachable "
-        "and clients wait for their timeouts",
+        "and clients wait for their timeouts. Default reset (assumed: what AZ outages did before modes existed)",
     )
 
 
@@ -792,7 +793,8 @@ class InstanceFailure(_Event):
     mode: Literal["reset", "blackhole"] = Field(
         "reset",
         description="reset: the host answers, connections are refused and reset at once; blackhole: the host "
-        "is unreachable, so clients wait for their timeouts",
+        "is unreachable, so clients wait for their timeouts. Default reset (assumed: a crashed database on a "
+        "live host, the common case)",
     )
 
 

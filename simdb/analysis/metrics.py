@@ -152,6 +152,16 @@ class Analysis:
         service_of_query = np.array([raw.services.index(q.service) for q in raw.queries], dtype=np.int64)
         self.service = service_of_query[c["query"]] if c["query"].size else np.zeros(0, dtype=np.int64)
 
+    @cached_property
+    def conn(self) -> dict[str, np.ndarray]:
+        """The connection log's columns."""
+        return self.raw.recorder.connections()
+
+    @cached_property
+    def attempts(self) -> np.ndarray:
+        """Connection-log rows that are attempts (accepted, rejected, refused or timed out), not closes."""
+        return self.conn["kind"] != CONN_CLOSED
+
     def _detect_warmup(self) -> float:
         """MSER-5 on the mean latency of successful requests per timeseries interval, by arrival time."""
         c = self.cols
@@ -227,8 +237,8 @@ class Analysis:
             ts[f"CPUUtilization.{name}"] = b
             ts[f"DBLoad.{name}"] = d
 
-        conn = raw.recorder.connections()
-        attempts = conn["kind"] != CONN_CLOSED
+        conn = self.conn
+        attempts = self.attempts
         ts["ConnectionAttempts"] = np.zeros(n)
         for i, name in enumerate(names):
             mine = conn["instance"] == i
@@ -364,10 +374,10 @@ class Analysis:
 
     def _connections(self) -> dict[str, Any]:
         raw = self.raw
-        conn = raw.recorder.connections()
+        conn = self.conn
         in_window = (conn["t"] >= self.warmup) & (conn["t"] <= self.duration)
         delta = np.where(conn["kind"] == CONN_OPENED, 1, np.where(conn["kind"] == CONN_CLOSED, -1, 0))
-        attempts = conn["kind"] != CONN_CLOSED
+        attempts = self.attempts
         peak, peak_at = attempt_peak(conn["t"][attempts], self.warmup, self.duration)
         t_all, lvl_all = step_levels(conn["t"], delta)
         by_instance = {}
@@ -538,7 +548,6 @@ class Analysis:
         """Writer outages (failovers, in-place restarts, reboots) with what the clients saw."""
         c = self.cols
         client = (self.service << 32) | c["task"].astype(np.int64)
-        conn = self.raw.recorder.connections()
         found = failover_summaries(
             self.raw.extra.get("failovers", []),
             c["t_arrive"],
@@ -546,7 +555,7 @@ class Analysis:
             self.ok,
             self.is_write,
             client,
-            conn["t"][conn["kind"] != CONN_CLOSED],
+            self.conn["t"][self.attempts],
             self.duration,
         )
         return [{k: rnd(v) for k, v in f.items()} for f in found]

@@ -158,9 +158,8 @@ class Failovers:
             yield self._wait_until(t0 + recovery)
             yield from self._until_az_up(old.az)
             old.go_up("recovered in place")
-            record["writer_available_s"] = record["dns_updated_s"] = self.env.now
-            self._event("writer_available", old.name, "same address: no DNS change")
-            self.busy = False
+            self._writer_available(record, old, "same address: no DNS change")
+            record["dns_updated_s"] = record["writer_available_s"]
             return
 
         if self.topology == "multi-az-instance":
@@ -175,13 +174,8 @@ class Failovers:
             old.go_up(f"standby in AZ {standby_az} promoted")
             self._set_storage_writer(standby_az, [old_az], {old_az})
             record["promoted"] = f"{old.name} (standby, AZ {standby_az})"
-            record["writer_available_s"] = self.env.now
-            self.busy = False  # the new writer may fail in turn
-            self._event("writer_available", old.name, f"now in AZ {standby_az}")
-            yield self.env.timeout(self.draw("dns_update"))
-            self.dns_writer = old
-            self._publish()
-            record["dns_updated_s"] = self.env.now
+            self._writer_available(record, old, f"now in AZ {standby_az}")
+            yield from self._dns_names(record, old)
             # the failed host is rebuilt as the new standby; it never serves clients
             yield self._wait_until(record["writer_available_s"] + recovery)
             yield from self._until_az_up(old_az)
@@ -208,12 +202,19 @@ class Failovers:
         self.writer = new
         new.go_up("promoted to writer")
         self._set_storage_writer(new.az)
+        self._writer_available(record, new, f"after {self.env.now - t0:.1f} s")
+        self.env.process(self._rejoin(old, self.env.now + recovery, "back as a reader"))
+        yield from self._dns_names(record, new)
+
+    def _writer_available(self, record: dict[str, Any], writer: Instance, detail: str) -> None:
         record["writer_available_s"] = self.env.now
         self.busy = False  # the new writer may fail in turn
-        self._event("writer_available", new.name, f"after {self.env.now - t0:.1f} s")
-        self.env.process(self._rejoin(old, self.env.now + recovery, "back as a reader"))
+        self._event("writer_available", writer.name, detail)
+
+    def _dns_names(self, record: dict[str, Any], writer: Instance) -> Generator[Any, Any, None]:
+        """After a DNS update, the writer endpoint's record names ``writer`` (at its current address)."""
         yield self.env.timeout(self.draw("dns_update"))
-        self.dns_writer = new
+        self.dns_writer = writer
         self._publish()
         record["dns_updated_s"] = self.env.now
 
@@ -244,12 +245,8 @@ class Failovers:
         old.move(old.az)
         old.go_up("recreated")
         record["promoted"] = f"{old.name} (recreated)"
-        record["writer_available_s"] = self.env.now
-        self.busy = False  # the new writer may fail in turn
-        self._event("writer_available", old.name, "recreated")
-        yield self.env.timeout(self.draw("dns_update"))
-        self._publish()
-        record["dns_updated_s"] = self.env.now
+        self._writer_available(record, old, "recreated")
+        yield from self._dns_names(record, old)  # the same instance at a new address
 
     def _rejoin(self, inst: Instance, back_at: float, cause: str) -> Generator[Any, Any, None]:
         """A failed instance is back as a reader once its recovery has passed and its AZ is up, then joins

@@ -155,28 +155,33 @@ def _storage_node_failure(sim: Sim, ev: Any, index: int) -> None:
     env.process(run())
 
 
-def _failover(sim: Sim, ev: Any, index: int) -> None:
+def _at(sim: Sim, at: float, action: Callable[[], None]) -> None:
+    """Run ``action`` at simulated time ``at``."""
+
     def run():  # type: ignore[no-untyped-def]
-        yield sim.env.timeout(ev.at)
-        sim.failovers.lose(sim.failovers.writer, "planned failover", False, planned=True, to=ev.to)
+        yield sim.env.timeout(at)
+        action()
 
     sim.env.process(run())
+
+
+def _failover(sim: Sim, ev: Any, index: int) -> None:
+    def action() -> None:
+        sim.failovers.lose(sim.failovers.writer, "planned failover", False, planned=True, to=ev.to)
+
+    _at(sim, ev.at, action)
 
 
 def _instance_failure(sim: Sim, ev: Any, index: int) -> None:
-    def run():  # type: ignore[no-untyped-def]
-        yield sim.env.timeout(ev.at)
-        sim.failovers.lose(sim.instance(ev.target), "instance failure", ev.mode == "blackhole")
-
-    sim.env.process(run())
+    _at(
+        sim,
+        ev.at,
+        lambda: sim.failovers.lose(sim.instance(ev.target), "instance failure", ev.mode == "blackhole"),
+    )
 
 
 def _reboot(sim: Sim, ev: Any, index: int) -> None:
-    def run():  # type: ignore[no-untyped-def]
-        yield sim.env.timeout(ev.at)
-        sim.failovers.reboot(sim.instance(ev.target))
-
-    sim.env.process(run())
+    _at(sim, ev.at, lambda: sim.failovers.reboot(sim.instance(ev.target)))
 
 
 # handler(sim, event, index in scenario.events): the index names the event's random stream (events.<index>)

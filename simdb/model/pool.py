@@ -11,7 +11,8 @@ hikari.lifetime_variance).
   whose instance is down refuses at once; an unreachable one (blackhole) fails after ``connect_timeout``.
 - Validation (FACTS: hikari.validation): a connection idle for more than 500 ms is checked before it is
   lent. A broken one is closed (a check of one to an unreachable host first waits ``validation_timeout``).
-  ``keepalive`` checks idle connections the same way, so a pool notices a dead instance without traffic.
+  ``keepalive`` checks idle connections to a host that became unreachable the same way, so a pool notices a
+  blackholed instance without traffic. Connections reset by a failure are found when next borrowed.
 - Errors: ``evict_on_error`` decides which query errors close the connection (HikariCP closes broken
   connections, SQLState 08, but keeps one that answered read_only; FACTS: hikari.evict).
 - max_lifetime: each connection lives max_lifetime shortened by up to ``max_lifetime_jitter`` (2.5%)
