@@ -20,6 +20,8 @@ from .model.endpoints import Endpoint
 from .model.failover import Failovers
 from .model.faults import schedule_all, schedule_random_failures
 from .model.instance import Instance
+from .model.lambdas import Account, LambdaRuntime
+from .model.proxy import Proxy
 from .model.replication import ReplicaInfo, ReplicationLog, apply_times
 from .model.services import ServiceRuntime
 from .model.storage import AuroraVolume, EbsStorage, StorageModel
@@ -131,12 +133,26 @@ class Sim:
             ]
             self._add_endpoint(f"custom:{custom}", members)
 
-        self.services: list[ServiceRuntime] = []
+        self.proxy: Proxy | None = None
+        if cluster.proxy is not None:
+            self.proxy = Proxy(self, cluster.proxy, len(self.endpoints))
+            self.endpoints.update(self.proxy.routes)
+
+        self.services: list[ServiceRuntime | LambdaRuntime] = []
         self.queries: list[QueryClass] = []
-        self._by_name: dict[str, ServiceRuntime] = {}
+        self._by_name: dict[str, ServiceRuntime | LambdaRuntime] = {}
+        self.account = Account(
+            scenario.account.lambda_concurrency,
+            sum(s.reserved_concurrency or 0 for s in scenario.services if s.kind == "lambda"),
+        )
         for s_index, spec in enumerate(scenario.services):
             routes = spec.routes()
-            runtime = ServiceRuntime(self, s_index, spec, [self.endpoints[r] for r in routes])
+            endpoints = [self.endpoints[r] for r in routes]
+            runtime: ServiceRuntime | LambdaRuntime = (
+                LambdaRuntime(self, s_index, spec, endpoints, self.account)
+                if spec.kind == "lambda"
+                else ServiceRuntime(self, s_index, spec, endpoints)
+            )
             self.services.append(runtime)
             self._by_name[spec.name] = runtime
             for q in spec.workload:
@@ -151,7 +167,7 @@ class Sim:
                 leader.followers.append(q)
         self.failovers = Failovers(self)
         for runtime in self.services:
-            if runtime.spec.tasks:
+            if isinstance(runtime, ServiceRuntime) and runtime.spec.tasks:
                 runtime.start_tasks(runtime.spec.tasks)
         schedule_all(self, scenario.events)
         schedule_random_failures(self)
@@ -186,7 +202,9 @@ class Sim:
         return rng.stream(self.scenario.seed, path)
 
     def service(self, name: str) -> ServiceRuntime:
-        return self._by_name[name]
+        runtime = self._by_name[name]
+        assert isinstance(runtime, ServiceRuntime)  # events address ecs services only
+        return runtime
 
     def _sampler(self):  # type: ignore[no-untyped-def]
         interval = self.scenario.timeseries_interval
@@ -209,7 +227,9 @@ class Sim:
             rows.setdefault(f"DBLoad.{inst.name}", []).append((active - a0) / interval)
             rows.setdefault(f"DatabaseConnections.{inst.name}", []).append((conns - c0) / interval)
         for svc in self.services:
-            rows.setdefault(f"Tasks.{svc.spec.name}", []).append(float(len(svc.serving)))
+            svc.sample(rows)
+        if self.proxy is not None:
+            rows.setdefault("MaxDatabaseConnectionsAllowed", []).append(float(self.proxy.max_allowed()))
 
     def run(self, progress: Callable[[float], None] | None = None) -> RawRun:
         started = time.perf_counter()
@@ -307,6 +327,11 @@ class Sim:
             extra={
                 "failovers": [dict(r) for r in self.failovers.records],
                 "retried": {q.index: q.retried for q in self.queries},
+                "proxy": self.proxy.log() if self.proxy is not None else None,
+                "lambda": {s.spec.name: s.log() for s in self.services if isinstance(s, LambdaRuntime)},
+                "breakers": {
+                    s.spec.name: s.breaker_opened for s in self.services if isinstance(s, ServiceRuntime)
+                },
             },
         )
 

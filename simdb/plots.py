@@ -312,7 +312,103 @@ def downtime(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pa
     plt.close(fig)
 
 
+def proxy(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    """RDS Proxy: client and DB connections against the cap, borrow latency and borrow timeouts."""
+    t = ts["time_s"]
+    fig, axes = plt.subplots(2, 1, figsize=(11, 7), sharex=True, constrained_layout=True)
+    fig.suptitle(f"{summary['scenario']} — RDS Proxy (seed {summary['seed']})")
+    ax = axes[0]
+    ax.plot(t, ts["ClientConnections"], lw=1.3, label="ClientConnections")
+    ax.plot(t, ts["DatabaseConnections.proxy"], lw=1.3, label="DatabaseConnections (proxy)")
+    ax.step(
+        t,
+        ts["MaxDatabaseConnectionsAllowed"],
+        where="post",
+        color="tab:red",
+        ls="-.",
+        lw=1.2,
+        label="MaxDatabaseConnectionsAllowed",
+    )
+    if ts["DatabaseConnectionsCurrentlySessionPinned"].any():
+        ax.plot(t, ts["DatabaseConnectionsCurrentlySessionPinned"], lw=1.0, label="session pinned")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_ylabel("connections (count, symlog)")
+    ax.set_title("Client connections are cheap; DB connections stay under the proxy's cap")
+    _decorate(ax, events, summary, label=True)
+    _event_labels(ax, events)
+    ax.legend(loc="upper right", fontsize=7)
+    ax = axes[1]
+    ax.plot(
+        t,
+        ts["DatabaseConnectionsBorrowLatency"] / 1000.0,
+        lw=1.2,
+        label="DatabaseConnectionsBorrowLatency (mean)",
+    )
+    ax.set_ylabel("borrow latency (ms)")
+    ax.set_xlabel("simulated time (s)")
+    p = summary["proxy"]
+    ax.set_title(
+        f"Borrow latency (mean {p['borrow_latency_ms']['mean']:.1f} ms, p99 {p['borrow_latency_ms']['p99']:.1f} ms); "
+        f"{p['borrow_timeouts']} borrow timeouts"
+    )
+    if "Errors.borrow_timeout" in ts:
+        right = ax.twinx()
+        right.plot(t, ts["Errors.borrow_timeout"], color="tab:red", lw=1.0, label="borrow_timeout / s")
+        right.set_ylabel("borrow timeouts / s")
+        right.legend(loc="upper right", fontsize=7)
+    _decorate(ax, events, summary, label=False)
+    ax.legend(loc="upper left", fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def lambdas(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    """Lambda: concurrency and environments, invocations and throttles, and what they do to the DB."""
+    t = ts["time_s"]
+    functions = summary["lambda"]["functions"]
+    fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
+    fig.suptitle(f"{summary['scenario']} — Lambda (seed {summary['seed']})")
+    ax = axes[0]
+    for name, f in functions.items():
+        ax.plot(t, ts[f"ConcurrentExecutions.{name}"], lw=1.3, label=f"ConcurrentExecutions {name} (max)")
+        ax.plot(t, ts[f"Environments.{name}"], lw=1.0, ls="--", label=f"environments {name} (incl. frozen)")
+        if f["reserved_concurrency"] is not None:
+            ax.axhline(f["reserved_concurrency"], color="tab:red", ls="-.", lw=1.0, label=f"reserved {name}")
+    ax.set_ylabel("executions (count)")
+    ax.set_title("Concurrency and execution environments")
+    _decorate(ax, events, summary, label=True)
+    _event_labels(ax, events)
+    ax.legend(loc="upper right", fontsize=7)
+    ax = axes[1]
+    for name in functions:
+        ax.plot(t, ts[f"Invocations.{name}"], lw=1.2, label=f"Invocations {name}")
+        ax.plot(t, ts[f"Throttles.{name}"], lw=1.2, color="tab:red", label=f"Throttles {name}")
+        ax.plot(t, ts[f"ColdStarts.{name}"], lw=1.0, color="tab:gray", label=f"cold starts {name}")
+    ax.set_ylabel(
+        f"per interval ({ts['time_s'].iloc[1] - ts['time_s'].iloc[0]:g} s)" if len(ts) > 1 else "count"
+    )
+    ax.set_title("Invocations, throttles (429) and cold starts")
+    _decorate(ax, events, summary, label=False)
+    ax.legend(loc="upper right", fontsize=7)
+    ax = axes[2]
+    for name in summary["connections"]["max_connections"]:
+        ax.plot(t, ts[f"DatabaseConnections.{name}"], lw=1.2, label=f"DatabaseConnections {name}")
+    _max_connection_lines(ax, summary, ts)
+    if "Errors.too_many_connections" in ts:
+        ax.plot(
+            t, ts["Errors.too_many_connections"], lw=1.0, color="tab:red", label="too_many_connections / s"
+        )
+    ax.set_ylabel("connections; errors / s")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_title("What the database sees")
+    _decorate(ax, events, summary, label=False)
+    ax.legend(loc="upper right", fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], folder: Path) -> list[Path]:
+    """Every plot that applies: the four standard ones, plus proxy.png and lambda.png when the run has them."""
     folder.mkdir(parents=True, exist_ok=True)
     out = [
         folder / "timeline.png",
@@ -324,6 +420,12 @@ def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], f
     connections(ts, events, summary, out[1])
     stale_reads(ts, events, summary, out[2])
     downtime(ts, events, summary, out[3])
+    if "ClientConnections" in ts:
+        out.append(folder / "proxy.png")
+        proxy(ts, events, summary, out[-1])
+    if "ConcurrentExecutions" in ts:
+        out.append(folder / "lambda.png")
+        lambdas(ts, events, summary, out[-1])
     return out
 
 

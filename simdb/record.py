@@ -25,6 +25,7 @@ CODES: tuple[str, ...] = (
     "quorum_unavailable",
     "lock_timeout",
     "service_unavailable",  # no task of the service is serving (scaled to zero)
+    "circuit_open",  # the client's circuit breaker is open: failed without trying
 )
 CODE = {name: i for i, name in enumerate(CODES)}
 OK = 0

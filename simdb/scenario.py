@@ -375,6 +375,63 @@ class Dns(Strict):
     )
 
 
+class Proxy(Strict):
+    """RDS Proxy in front of the cluster: services reach it with `connect_via: proxy` (or `proxy:reader`)."""
+
+    max_connections_percent: float = Field(
+        100.0,
+        gt=0,
+        le=100,
+        description="MaxConnectionsPercent: the proxy opens at most this % of each target instance's "
+        "max_connections; default 100 (FACTS: proxy.max_conn_pct)",
+    )
+    max_idle_connections_percent: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="MaxIdleConnectionsPercent: idle DB connections above this % of max_connections are closed "
+        "once idle for 5 min; default half of max_connections_percent (FACTS: proxy.max_idle_pct, proxy.idle_trim)",
+    )
+    connection_borrow_timeout: Duration = Field(
+        120.0,
+        ge=0.001,
+        le=3600,
+        description="ConnectionBorrowTimeout: a transaction waiting this long for a DB connection fails "
+        "borrow_timeout; default 120 s (FACTS: proxy.borrow_timeout)",
+    )
+    pinning_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of client connections that set session state in their first transaction and stay "
+        "pinned to one DB connection until they close (FACTS: proxy.pinning); default 0",
+    )
+    overhead: Duration = Field(
+        0.001,
+        ge=0,
+        le=10,
+        description="latency the proxy adds to each transaction; assumed 1 ms (FACTS: proxy.overhead)",
+    )
+    idle_trim: Duration = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="how often the proxy looks for idle DB connections to close; assumed 60 s (FACTS: "
+        "proxy.idle_trim)",
+    )
+
+    @model_validator(mode="after")
+    def _idle_default(self) -> Proxy:
+        if self.max_idle_connections_percent is None:
+            self.max_idle_connections_percent = self.max_connections_percent / 2
+        elif self.max_idle_connections_percent > self.max_connections_percent:
+            raise ValueError(
+                f"max_idle_connections_percent ({self.max_idle_connections_percent:g}) must be at most "
+                f"max_connections_percent ({self.max_connections_percent:g})"
+            )
+        return self
+
+
 TOPOLOGIES = ("single-az", "multi-az-instance", "multi-az-cluster", "aurora")
 RDS_REPLICA_APPLY_RATE = 2000.0  # assumed: FACTS replication.rds_apply_rate
 
@@ -411,6 +468,10 @@ class Cluster(Strict):
     replication: Replication = Field(default_factory=Replication)
     dns: Dns = Field(default_factory=Dns)
     failover: Failover = Field(default_factory=Failover)
+    proxy: Proxy | None = Field(
+        None,
+        description="RDS Proxy; omit for none. Routes `proxy` (read/write) and `proxy:reader` (read-only)",
+    )
 
     @model_validator(mode="after")
     def _names(self) -> Cluster:
@@ -609,6 +670,11 @@ class Query(Strict):
         description="safe to retry after connection_lost (it may have run); default true for reads, false for "
         "writes (FACTS: failover.inflight)",
     )
+    pins: bool = Field(
+        False,
+        description="through RDS Proxy: the query sets session state (SET, temporary tables, ...), so its "
+        "client connection stays pinned to its DB connection until it closes (FACTS: proxy.pinning)",
+    )
 
     @model_validator(mode="after")
     def _one_load(self) -> Query:
@@ -676,20 +742,62 @@ class Reconnect(Strict):
         return self
 
 
+class CircuitBreaker(Strict):
+    """A client-side circuit breaker per task: after `failures` connection errors in a row it opens and
+    requests fail `circuit_open` at once; after `open_for` one trial request goes through (half-open)."""
+
+    failures: int = Field(5, ge=1, le=10_000, description="consecutive failures that open it; assumed 5")
+    open_for: Duration = Field(
+        10.0, gt=0, le=86400, description="time it stays open before a trial request; assumed 10 s"
+    )
+
+
+def _invocation_shorthand(value: object) -> object:
+    """A lambda service's `invocations` + `handler` are short for a one-query `workload`."""
+    if not isinstance(value, dict):
+        return value
+    if value.get("kind") == "lambda" and ("handler" in value or "invocations" in value):
+        value = dict(value)
+        handler, invocations = value.pop("handler", None), value.pop("invocations", None)
+        if "workload" not in value and isinstance(handler, dict) and isinstance(invocations, dict):
+            value["workload"] = [{**handler, **invocations}]
+        else:
+            # keep them, so validation reports what is missing or doubled
+            value["handler"], value["invocations"] = handler, invocations
+    return value
+
+
+LAMBDA_ONLY = (
+    "reserved_concurrency",
+    "init",
+    "connection",
+    "reclaim_after",
+    "invocation_type",
+    "max_event_age",
+    "work",
+)
+ECS_ONLY = ("tasks", "circuit_breaker")
+# pool settings a Lambda environment's single connection uses
+LAMBDA_POOL = ("connect_timeout", "socket_timeout")
+
+
 class Service(Strict):
-    """A client fleet. `ecs`: long-lived tasks, each with its own pool per endpoint it uses."""
+    """A client fleet. `ecs`: long-lived tasks, each with its own pool per endpoint it uses. `lambda`: a
+    function whose execution environments each hold one connection (FACTS: lambda.*)."""
 
     name: Name
-    kind: Literal["ecs"] = Field(
-        "ecs", description="ecs (tasks with pools); lambda arrives with RDS Proxy support"
+    kind: Literal["ecs", "lambda"] = Field(
+        "ecs",
+        description="ecs (long-lived tasks with pools) or lambda (execution environments, one connection each)",
     )
     tasks: int = Field(
-        1, ge=0, le=MAX_TASKS, description="tasks at start; assumed 1 (a scenario states its fleet)"
+        1, ge=0, le=MAX_TASKS, description="ecs: tasks at start; assumed 1 (a scenario states its fleet)"
     )
     pool: Pool = Field(default_factory=Pool)
     connect_via: str = Field(
         "writer",
-        description="default route: writer | reader | custom:<name>; default writer, the endpoint every app has",
+        description="default route: writer | reader | custom:<name> | proxy | proxy:reader; default writer, "
+        "the endpoint every app has",
     )
     sessions: int = Field(
         1000, ge=1, le=100_000_000, description="user sessions requests are spread over; assumed 1000"
@@ -700,20 +808,129 @@ class Service(Strict):
         "or forever. Default 30 s, the JVM's networkaddress.cache.ttl (FACTS: dns.jvm_cache)",
     )
     reconnect: Reconnect = Field(default_factory=Reconnect)
-    workload: list[Query] = Field(..., min_length=1)
+    circuit_breaker: CircuitBreaker | None = Field(
+        None, description="ecs: a circuit breaker in each task; omit for none"
+    )
+    workload: list[Query] = Field(
+        default_factory=list,
+        description="query classes; a lambda service has exactly one (its handler), or gives `invocations` "
+        "and `handler` instead",
+    )
+
+    # ------------------------------------------------------------------ lambda
+    handler: dict[str, Any] | None = Field(
+        None,
+        description="lambda: the query each invocation runs (query, kind, route, cpu, transaction, ...)",
+    )
+    invocations: dict[str, Any] | None = Field(
+        None, description="lambda: invocation load (rate, schedule, bursts, arrival), as for a query"
+    )
+    reserved_concurrency: int | None = Field(
+        None,
+        ge=0,
+        le=100_000,
+        description="lambda: reserved concurrency, the function's cap (FACTS: lambda.reserved); default none: "
+        "it shares the account's unreserved concurrency",
+    )
+    init: LatencyDist = Field(
+        default_factory=lambda: LatencyDist(p50=0.25, p99=1.0),
+        description="lambda: cold-start init duration, lognormal; assumed p50 250 ms, p99 1 s "
+        "(FACTS: lambda.cold_start)",
+    )
+    work: Duration = Field(
+        0.0, ge=0, le=900, description="lambda: handler time before its query, holding no DB connection; 0"
+    )
+    connection: Literal["per_environment", "per_invocation"] = Field(
+        "per_environment",
+        description="lambda: a connection opened at init and kept while the environment is frozen "
+        "(FACTS: lambda.frozen), or opened and closed by every invocation",
+    )
+    reclaim_after: Annotated[Phase, BeforeValidator(_phase_shorthand)] = Field(
+        default_factory=lambda: Phase(min=300.0, max=900.0),
+        description="lambda: an idle environment (and its connection) is reclaimed after a time uniform in "
+        "min..max; assumed 5-15 min (FACTS: lambda.frozen)",
+    )
+    invocation_type: Literal["sync", "async"] = Field(
+        "sync",
+        description="lambda: sync (a throttled invocation fails `throttled`) or async (Lambda retries it with "
+        "backoff up to max_event_age; FACTS: lambda.async_retry)",
+    )
+    max_event_age: Duration = Field(
+        21600.0,
+        ge=60,
+        le=21600,
+        description="lambda async: how long throttled events are retried; default 6 h (FACTS: lambda.async_retry)",
+    )
 
     def routes(self) -> list[str]:
         """The endpoints this service's queries use, in first-use order: each task has one pool per route."""
         return list(dict.fromkeys(q.route or self.connect_via for q in self.workload))
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _shorthand(cls, value: object, handler: Any) -> Any:
+        value = _invocation_shorthand(value)
+        service = handler(value)
+        pool = value.get("pool") if isinstance(value, dict) else None
+        if isinstance(pool, dict) and service.kind == "lambda":
+            wrong = [f"pool.{k}" for k in pool if k not in LAMBDA_POOL]
+            if wrong:
+                raise ValueError(
+                    f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to a lambda service "
+                    f"(each environment holds one connection; pool takes only {', '.join(LAMBDA_POOL)})"
+                )
+        return service
+
     @model_validator(mode="after")
     def _unique_queries(self) -> Service:
+        given = self.model_fields_set
+        if self.kind == "lambda":
+            if self.handler is not None or self.invocations is not None:
+                raise ValueError(
+                    "a lambda service takes `invocations` and `handler` together (or one `workload` query "
+                    "instead of both)"
+                )
+            if len(self.workload) != 1:
+                raise ValueError(
+                    f"a lambda service runs one handler query per invocation; workload has {len(self.workload)}"
+                )
+            if self.workload[0].users is not None or self.workload[0].follows is not None:
+                raise ValueError(
+                    "a lambda handler's load is `rate` or `schedule` invocations, not users or follows"
+                )
+            wrong = [f for f in ECS_ONLY if f in given]
+            if wrong:
+                raise ValueError(
+                    f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to a lambda service "
+                    f"(each environment holds one connection; pool takes only {', '.join(LAMBDA_POOL)})"
+                )
+        else:
+            if self.handler is not None or self.invocations is not None:
+                raise ValueError(
+                    "handler and invocations apply to kind: lambda; an ecs service has a workload"
+                )
+            if not self.workload:
+                raise ValueError("an ecs service needs a workload of at least one query")
+            wrong = [f for f in LAMBDA_ONLY if f in given]
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)} apply only to kind: lambda")
         seen: set[str] = set()
         for q in self.workload:
             if q.query in seen:
                 raise ValueError(f"query name {q.query!r} is used twice")
             seen.add(q.query)
         return self
+
+
+class Account(Strict):
+    """Account-wide limits shared by the scenario's services."""
+
+    lambda_concurrency: int = Field(
+        1000,
+        ge=100,
+        le=1_000_000,
+        description="concurrent Lambda executions for the account (Region); default 1000 (FACTS: lambda.account)",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -885,6 +1102,7 @@ class Scenario(Strict):
     )
     cluster: Cluster = Field(default_factory=Cluster)
     services: list[Service] = Field(default_factory=list)
+    account: Account = Field(default_factory=Account)
     events: list[Event] = Field(default_factory=list)
     expect: list[ExpectCheck] = Field(
         default_factory=list,
@@ -1145,6 +1363,23 @@ def _normalise_loc(loc: tuple) -> tuple:
     return tuple(loc)
 
 
+INVOCATION_KEYS = ("rate", "schedule", "bursts", "arrival", "users", "follows", "think")
+
+
+def _shorthand_loc(loc: tuple, raw: Any) -> tuple:
+    """An error in the query built from a lambda's `handler` and `invocations` points at what was written."""
+    if len(loc) < 4 or loc[0] != "services" or loc[2:4] != ("workload", 0) or not isinstance(loc[1], int):
+        return loc
+    services = raw.get("services")
+    if not isinstance(services, list) or not loc[1] < len(services):
+        return loc
+    svc = services[loc[1]]
+    if not isinstance(svc, dict) or "handler" not in svc or "workload" in svc:
+        return loc
+    part = "invocations" if len(loc) == 4 or loc[4] in INVOCATION_KEYS else "handler"
+    return (*loc[:2], part, *loc[4:])
+
+
 def validate(
     raw: Any, *, source: str = "<scenario>", lines: dict[tuple, int | None] | None = None
 ) -> Scenario:
@@ -1162,7 +1397,7 @@ def validate(
         # a misspelt key shows up twice: as an unknown field and as a missing one; name the misspelling
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         err = errors[0]
-        loc = _normalise_loc(tuple(err["loc"]))
+        loc = _shorthand_loc(_normalise_loc(tuple(err["loc"])), raw)
         more = (
             f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
             if len(errors) > 1
@@ -1301,8 +1536,19 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
     # Aurora's reader endpoint falls back to the writer; RDS topologies have readers only with replicas
     if cluster.topology == "aurora" or cluster.readers:
         routes.add("reader")
+    if cluster.proxy is not None:
+        routes.add("proxy")
+        if cluster.readers:
+            routes.add("proxy:reader")
+        if "proxy" in names:
+            i = names.index("proxy")
+            loc = ("cluster", "writer", "name") if i == 0 else ("cluster", "readers", i - 1, "name")
+            _fail(
+                "`proxy` names the RDS Proxy's metrics; call the instance something else", loc, source, lines
+            )
     allowed_routes = ", ".join(sorted(routes))
     no_reader = "no readers, so no reader route; add readers (read replicas) or route to the writer"
+    no_proxy = "there is no proxy; add cluster.proxy to route through RDS Proxy"
     service_names: list[str] = []
     for i, svc in enumerate(s.services):
         if svc.name in service_names:
@@ -1310,6 +1556,7 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
         service_names.append(svc.name)
         if svc.connect_via not in routes:
             hint = f"{cluster.topology} has {no_reader}" if svc.connect_via == "reader" else ""
+            hint = no_proxy if svc.connect_via.startswith("proxy") and cluster.proxy is None else hint
             _fail(
                 hint or f"unknown endpoint {svc.connect_via!r}; allowed: {allowed_routes}",
                 ("services", i, "connect_via"),
@@ -1321,15 +1568,16 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
             route = q.route or svc.connect_via
             if route not in routes:
                 hint = f"{cluster.topology} has {no_reader}" if route == "reader" else ""
+                hint = no_proxy if route.startswith("proxy") and cluster.proxy is None else hint
                 _fail(
                     hint or f"unknown route {route!r}; allowed: {allowed_routes}",
                     ("services", i, "workload", j, "route"),
                     source,
                     lines,
                 )
-            if q.kind == "write" and route != "writer":
+            if q.kind == "write" and route not in ("writer", "proxy"):
                 _fail(
-                    "writes must route to the writer (readers are read-only)",
+                    "writes must route to the writer or the proxy's read/write endpoint (readers are read-only)",
                     ("services", i, "workload", j, "route"),
                     source,
                     lines,
@@ -1356,6 +1604,17 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
                         source,
                         lines,
                     )
+    lambdas = [(i, svc) for i, svc in enumerate(s.services) if svc.kind == "lambda"]
+    reserved = sum(svc.reserved_concurrency or 0 for _, svc in lambdas)
+    if reserved > s.account.lambda_concurrency - 100:
+        i = next(i for i, svc in lambdas if svc.reserved_concurrency)
+        _fail(
+            f"reserved concurrency adds up to {reserved}, but at least 100 of the account's "
+            f"{s.account.lambda_concurrency} must stay unreserved (FACTS: lambda.account)",
+            ("services", i, "reserved_concurrency"),
+            source,
+            lines,
+        )
     cluster_azs = {cluster.writer.az, *(r.az for r in cluster.readers)}
     if cluster.standby_az:
         cluster_azs.add(cluster.standby_az)
@@ -1442,6 +1701,18 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
             hint = f"did you mean {close[0]!r}? " if close else ""
             _fail(
                 f"no service named {target!r}; {hint}services: {', '.join(service_names) or 'none'}",
+                ("events", i, "service"),
+                source,
+                lines,
+            )
+        if (
+            target is not None
+            and isinstance(ev, Deploy | ScaleService)
+            and s.services[service_names.index(target)].kind == "lambda"
+        ):
+            _fail(
+                f"{target!r} is a lambda service: Lambda scales its environments itself; {ev.action} "
+                "applies to ecs services",
                 ("events", i, "service"),
                 source,
                 lines,

@@ -149,20 +149,43 @@ def connection_budget(
     """
     per_endpoint: dict[str, list[tuple[float, float]]] = {}
     fleets = []
+    proxied: set[str] = set()
+    unreserved = scenario.account.lambda_concurrency - sum(
+        s.reserved_concurrency or 0 for s in scenario.services if s.kind == "lambda"
+    )
     for svc in scenario.services:
-        steps = task_steps(scenario, svc.name)
-        routes = svc.routes()
-        fleets.append(
-            {
+        routes = [r for r in svc.routes() if not r.startswith("proxy")]
+        proxied.update(r for r in svc.routes() if r.startswith("proxy"))
+        if svc.kind == "lambda":
+            # one connection per environment; a new environment starts only when none is free, so they
+            # never outnumber the function's concurrency limit (FACTS: lambda.reserved, lambda.account)
+            cap = svc.reserved_concurrency if svc.reserved_concurrency is not None else unreserved
+            steps, size = [(0.0, cap)], 1
+            fleet = {"service": svc.name, "kind": "lambda", "environments": cap}
+        else:
+            steps, size = task_steps(scenario, svc.name), svc.pool.max_size
+            fleet = {
                 "service": svc.name,
+                "kind": "ecs",
                 "tasks": svc.tasks,
                 "peak_tasks": int(peak_of_steps([(t, float(d)) for t, d in steps])),
-                "pool_max_size": svc.pool.max_size,
-                "endpoints": routes,
             }
-        )
+        fleets.append({**fleet, "pool_max_size": size, "endpoints": svc.routes()})
         for route in routes:
-            per_endpoint.setdefault(route, []).extend((t, d * svc.pool.max_size) for t, d in steps)
+            per_endpoint.setdefault(route, []).extend((t, d * size) for t, d in steps)
+    proxy = scenario.cluster.proxy
+    if proxy is not None and proxied:
+        # the proxy holds at most max_connections_percent of each target's max_connections
+        for route, direct in (("proxy", "writer"), ("proxy:reader", "reader")):
+            if route in proxied:
+                cap = sum(
+                    math.floor(proxy.max_connections_percent * max_connections[m] / 100.0 + 1e-9)
+                    for m in members[direct]
+                )
+                per_endpoint.setdefault(direct, []).append((0.0, float(cap)))
+                fleets.append(
+                    {"service": route, "kind": "proxy", "max_db_connections": cap, "endpoints": [direct]}
+                )
     endpoints = {}
     per_instance: dict[str, list[tuple[float, float]]] = {}
     for route, steps in per_endpoint.items():
@@ -183,7 +206,8 @@ def connection_budget(
     all_steps = [s for steps in per_endpoint.values() for s in steps]
     total_limit = sum(max_connections[m] for m in instances)
     return {
-        "formula": "peak over time of sum(live tasks x pool max_size), per endpoint and spread over its instances",
+        "formula": "peak over time of sum(live tasks x pool max_size), Lambda concurrency limits (one connection "
+        "per environment) and RDS Proxy caps, per endpoint and spread over its instances",
         "fleets": fleets,
         "endpoints": endpoints,
         "instances": instances,

@@ -28,6 +28,7 @@ from ..record import (
 )
 from ..scenario import parse_expect
 from .availability import attempt_peak, failover_summaries
+from .fleets import lambda_summary, lambda_timeseries, proxy_summary, proxy_timeseries, storms
 from .staleness import mean_lag_per_bin, replica_lag_at, stale_reads
 from .warmup import mser5_cut
 
@@ -280,8 +281,11 @@ class Analysis:
             np.minimum((c["t_acquired"][acquired] / interval).astype(np.int64), n - 1), wait_ms, n, (0.99,)
         )
         for k, v in samples.items():
-            if k.startswith("Tasks."):
+            if k.startswith(("Tasks.", "Environments.")) or k == "MaxDatabaseConnectionsAllowed":
                 ts[k] = v
+        if raw.extra.get("proxy") is not None:
+            proxy_timeseries(ts, raw.extra["proxy"], conn, n, interval)
+        lambda_timeseries(ts, raw.extra.get("lambda", {}), n, interval)
         self._replication_timeseries(ts, n, interval)
         return pd.DataFrame(ts)
 
@@ -353,13 +357,13 @@ class Analysis:
             "replication": self.replication_summary,
             "storage": self._storage(),
             "failovers": self.failovers,
-            "proxy": {
-                "borrow_latency_ms": {"mean": 0.0, "p99": 0.0},
-                "borrow_timeouts": 0,
-                "peak_client_connections": 0,
-                "peak_db_connections": 0,
-            },
-            "lambda": {"invocations": 0, "throttles": 0, "cold_starts": 0, "peak_concurrency": 0},
+            "proxy": proxy_summary(raw.extra.get("proxy"), self.conn, self.warmup, self.duration),
+            "lambda": lambda_summary(
+                raw.extra.get("lambda", {}),
+                {svc.name: svc.reserved_concurrency for svc in s.services if svc.kind == "lambda"},
+                self.warmup,
+                self.duration,
+            ),
             "serverless": {
                 "acu_hours": 0.0,
                 "peak_acu": 0.0,
@@ -407,6 +411,8 @@ class Analysis:
             "attempts": int((in_window & attempts).sum()),
             "attempts_peak_per_s": rnd(peak),
             "attempts_peak_at_s": rnd(peak_at),
+            "storms": storms(conn, attempts, self.warmup, self.duration),
+            "circuit_breakers_opened": int(sum(raw.extra.get("breakers", {}).values())),
         }
 
     # ------------------------------------------------------------- replication

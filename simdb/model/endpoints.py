@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 
 class Endpoint:
+    is_proxy = False
+
     def __init__(self, sim: Sim, index: int, name: str, members: list[Instance]) -> None:
         self.sim = sim
         self.index = index

@@ -82,6 +82,8 @@ class Failovers:
                 custom = name.removeprefix("custom:")
                 members = [i for i in readers if i.custom_endpoint == custom]
                 ep.update(members or ep.members)
+        if self.sim.proxy is not None:
+            self.sim.proxy.retarget()
 
     def _set_storage_writer(
         self, az: str, standbys: list[str] | None = None, missing: set[str] | None = None
@@ -210,6 +212,9 @@ class Failovers:
         record["writer_available_s"] = self.env.now
         self.busy = False  # the new writer may fail in turn
         self._event("writer_available", writer.name, detail)
+        if self.sim.proxy is not None:
+            # the proxy follows the cluster's own view: no DNS wait (FACTS: failover.proxy)
+            self.sim.proxy.retarget()
 
     def _dns_names(self, record: dict[str, Any], writer: Instance) -> Generator[Any, Any, None]:
         """After a DNS update, the writer endpoint's record names ``writer`` (at its current address)."""

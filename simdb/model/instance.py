@@ -43,6 +43,8 @@ class Address:
 class Instance:
     """One DB instance (writer or reader)."""
 
+    is_proxy = False
+
     def __init__(
         self,
         sim: Sim,
@@ -216,3 +218,5 @@ class Instance:
         self.address.unreachable = False
         self.down_log[-1] = (self.down_log[-1][0], self.env._now)
         self.sim.rec.event(self.env._now, "instance_up", self.name, cause)
+        if self.sim.proxy is not None:
+            self.sim.proxy.retarget()

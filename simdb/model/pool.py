@@ -84,12 +84,13 @@ class Connection:
         "instance",
         "last_used",
         "lent",
+        "pinned",
         "pool",
         "service",
     )
     _ok = True
 
-    def __init__(self, conn_id: int, instance: Any, address: Any, pool: Pool, now: float) -> None:
+    def __init__(self, conn_id: int, instance: Any, address: Any, pool: Any, now: float) -> None:
         self.callbacks: Any = None
         self.id = conn_id
         self.instance = instance
@@ -102,6 +103,9 @@ class Connection:
         self.evicted = False
         self.closed = False
         self.idle = False
+        # through RDS Proxy: the DB connection this client connection is pinned to; None when not pinned,
+        # False when it will never pin, True when its first transaction will pin it (FACTS: proxy.pinning)
+        self.pinned: Any = None
 
 
 class _SetupJob:
@@ -167,6 +171,8 @@ class Pool:
         self.setup_s = sim.scenario.cluster.connection.setup
         self.setup_cpu_s = sim.scenario.cluster.connection.setup_cpu
         self.resolver = Resolver(endpoint, service.spec.dns_cache, service.dns_age)
+        # a pool of client connections to RDS Proxy asks nothing of the DB's max_connections
+        self.demand = not endpoint.is_proxy
         self.idle: list[Connection] = []
         self.total = 0
         self.in_use = 0
@@ -185,7 +191,8 @@ class Pool:
 
     def start(self) -> None:
         self.open = True
-        self.sim.rec.demand(self.env.now, self.endpoint.index, self.max_size)
+        if self.demand:
+            self.sim.rec.demand(self.env.now, self.endpoint.index, self.max_size)
         self._fill()
         if self.min_idle < self.max_size and self.idle_timeout > 0:
             self.env.process(self._housekeeper())
@@ -195,7 +202,8 @@ class Pool:
         if not self.open:
             return
         self.open = False
-        self.sim.rec.demand(self.env.now, self.endpoint.index, -self.max_size)
+        if self.demand:
+            self.sim.rec.demand(self.env.now, self.endpoint.index, -self.max_size)
         if not self.n_waiting:
             self._close_idle()
 
@@ -320,43 +328,11 @@ class Pool:
         self.creating = False
 
     def _open_one(self):  # type: ignore[no-untyped-def]
-        env = self.env
-        service = self.service
-        rec = self.sim.rec
-        address = self.resolver.resolve(env._now, service.pick)
-        if address.unreachable:
-            yield env.timeout(self.connect_timeout)
-        elif self.setup_s:
-            yield env.timeout(self.setup_s)
-        instance = address.target()
-        if instance is None or not instance.up:
-            # a dead host, or one whose database is down (or moved away): refused, or no answer at all
-            inst_index = address.instance.index
-            if address.unreachable:
-                rec.connection(env._now, inst_index, service.index, CONN_TIMED_OUT)
-                self.last_error = CONNECT_TIMEOUT
-            else:
-                rec.connection(env._now, inst_index, service.index, CONN_REFUSED)
-                self.last_error = CONNECTION_REFUSED
+        conn = yield from open_connection(self, self.resolver)
+        if conn is None:
             return False
-        conn_id = instance.accept(service.index)
-        if conn_id < 0:
-            self.last_error = TOO_MANY_CONNECTIONS
-            return False
-        conn = Connection(conn_id, instance, address, self, env.now)
-        instance.register(conn)
-        ready = env.event()
-        instance.submit(_SetupJob(self.setup_cpu_s, lambda job: ready.succeed()))
-        yield ready
-        if conn.broken:
-            self.last_error = CONNECTION_REFUSED  # the instance failed during the handshake
-            return False
-        now = env.now
-        conn.last_used = now
-        self.total += 1
-        self.last_error = 0
         if self.max_lifetime > 0:
-            lifetime = self.max_lifetime * (1.0 - self.lifetime_jitter * next(service.lifetime_u))
+            lifetime = self.max_lifetime * (1.0 - self.lifetime_jitter * next(self.service.lifetime_u))
             conn.callbacks = self._expire_callbacks
             self._schedule(conn, NORMAL, lifetime)
         self._put(conn)
@@ -426,3 +402,48 @@ class Pool:
                     self._close(conn)
                     surplus -= 1
             self._fill()
+
+
+def open_connection(owner: Any, resolver: Resolver):  # type: ignore[no-untyped-def]
+    """Open one connection for ``owner`` (a pool, or a Lambda environment): a generator that returns the
+    open :class:`Connection`, or None with ``owner.last_error`` set.
+
+    The endpoint is resolved through ``resolver``. A DB instance costs setup time and CPU and may refuse at
+    max_connections; RDS Proxy (``is_proxy``) takes a client connection at setup cost only.
+    """
+    env = owner.env
+    service = owner.service
+    rec = owner.sim.rec
+    address = resolver.resolve(env._now, service.pick)
+    if address.unreachable:
+        yield env.timeout(owner.connect_timeout)
+    elif owner.setup_s:
+        yield env.timeout(owner.setup_s)
+    instance = address.target()
+    if instance is None or not instance.up:
+        # a dead host, or one whose database is down (or moved away): refused, or no answer at all
+        inst_index = address.instance.index
+        if address.unreachable:
+            rec.connection(env._now, inst_index, service.index, CONN_TIMED_OUT)
+            owner.last_error = CONNECT_TIMEOUT
+        else:
+            rec.connection(env._now, inst_index, service.index, CONN_REFUSED)
+            owner.last_error = CONNECTION_REFUSED
+        return None
+    conn_id = instance.accept(service.index)
+    if conn_id < 0:
+        owner.last_error = TOO_MANY_CONNECTIONS
+        return None
+    conn = Connection(conn_id, instance, address, owner, env.now)
+    instance.register(conn)
+    if not instance.is_proxy:
+        ready = env.event()
+        instance.submit(_SetupJob(owner.setup_cpu_s, lambda job: ready.succeed()))
+        yield ready
+        if conn.broken:
+            owner.last_error = CONNECTION_REFUSED  # the instance failed during the handshake
+            return None
+    conn.last_used = env.now
+    owner.total += 1
+    owner.last_error = 0
+    return conn

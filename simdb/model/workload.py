@@ -25,11 +25,19 @@ NAN = math.nan
 CONNECTION_LOST = CODE["connection_lost"]
 QUORUM_UNAVAILABLE = CODE["quorum_unavailable"]
 READ_ONLY = CODE["read_only"]
+CIRCUIT_OPEN = CODE["circuit_open"]
 # failures after which sending the request again is safe: it never ran (connection_lost, which may
 # follow a statement that ran, needs the query to be idempotent; FACTS: failover.inflight)
 RETRY_SAFE = frozenset(
     CODE[c]
-    for c in ("too_many_connections", "acquire_timeout", "connection_refused", "connect_timeout", "read_only")
+    for c in (
+        "too_many_connections",
+        "acquire_timeout",
+        "borrow_timeout",
+        "connection_refused",
+        "connect_timeout",
+        "read_only",
+    )
 )
 # with no socket timeout, a request on a connection to an unreachable host waits until the OS gives up
 # retransmitting: Linux tcp_retries2 = 15 gives about 924.6 s (FACTS: tcp.linux)
@@ -37,7 +45,11 @@ TCP_GIVE_UP_S = 924.6
 
 
 class Request:
-    """One request in flight. Schedules itself on the event queue; dropped once recorded."""
+    """One request in flight. Schedules itself on the event queue; dropped once recorded.
+
+    ``user`` is whoever waits for its end (``done()``): a closed-loop user, a Lambda execution environment,
+    or None. ``pool`` owns ``conn`` (a client pool, the proxy's pool for a DB instance, an environment).
+    """
 
     __slots__ = (
         "after_cpu",
@@ -144,6 +156,8 @@ class QueryClass:
         self._user_callbacks = (self._user_arrives,)
         self._record = sim.rec.request
         self._schedule = sim.env.schedule
+        # the service's circuit breaker learns every outcome (None without one)
+        self.breaker = getattr(service, "breaker_outcome", None)
         if spec.follows is not None:
             pass  # requests come from the query it follows
         elif spec.users is not None:
@@ -205,6 +219,8 @@ class QueryClass:
             self.end(req, QUORUM_UNAVAILABLE)
             return
         req.pool.release(conn)
+        if self.breaker is not None:
+            self.breaker(req, OK)
         now = self.env._now
         self._record(
             req.t_arrive,
@@ -222,7 +238,7 @@ class QueryClass:
             for follower in self.followers:
                 follower.follow(req.key, req.session)
         if req.user is not None:
-            req.user.think()
+            req.user.done()
 
     def lost(self, req: Request) -> None:
         """The request's connection died under it: connection_lost after a round trip (a reset), or, when
@@ -252,6 +268,8 @@ class QueryClass:
         """The request fails while holding a connection (on an instance, or waiting for storage)."""
         conn = req.conn
         req.pool.release(conn, code)
+        if self.breaker is not None:
+            self.breaker(req, code)
         if self._retry(req, code):
             return
         self._record(
@@ -267,7 +285,7 @@ class QueryClass:
             code,
         )
         if req.user is not None:
-            req.user.think()
+            req.user.done()
 
     def _retry(self, req: Request, code: int) -> bool:
         """Send the request again after a backoff, if it has retries left and that is safe."""
@@ -307,13 +325,15 @@ class QueryClass:
 
     def fail(self, req: Request, code: int) -> None:
         """The request ends without a result, before it reached an instance."""
+        if self.breaker is not None and code != CIRCUIT_OPEN:
+            self.breaker(req, code)
         if self._retry(req, code):
             return
         self._record(
             req.t_arrive, req.t_acq, NAN, self.env._now, req.key, req.session, req.task, self.index, -1, code
         )
         if req.user is not None:
-            req.user.think()
+            req.user.done()
 
     def _user_arrives(self, user: _User) -> None:
         self.new_request(self.env._now, user)
@@ -332,7 +352,7 @@ class _Pending:
 
 
 class _User:
-    """A closed-loop user: think, send one request, wait for its end, think again."""
+    """A closed-loop user: think, send one request, wait for its end (``done``), think again."""
 
     __slots__ = ("callbacks", "query", "session")
     _ok = True
@@ -346,6 +366,8 @@ class _User:
         q = self.query
         self.callbacks = q._user_callbacks
         q._schedule(self, NORMAL, q.spec.think * next(q._think))
+
+    done = think
 
 
 class _OpenArrivals:
