@@ -1916,7 +1916,17 @@ def _assignments(overrides: list[str] | dict[str, Any] | None) -> list[str]:
 
 def resolved(scenario: Scenario) -> dict[str, Any]:
     """The scenario with every default filled in (durations in seconds): enough to replay the run."""
-    return scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+    out = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+    # each service keeps only the fields of its kind, so the file loads again
+    for svc in out.get("services", []):
+        if svc["kind"] == "lambda":
+            for key in ECS_ONLY:
+                svc.pop(key, None)
+            svc["pool"] = {k: v for k, v in svc["pool"].items() if k in LAMBDA_POOL}
+        else:
+            for key in LAMBDA_ONLY:
+                svc.pop(key, None)
+    return out
 
 
 def json_schema() -> dict[str, Any]:
