@@ -783,7 +783,7 @@ LAMBDA_POOL = ("connect_timeout", "socket_timeout")
 
 class Service(Strict):
     """A client fleet. `ecs`: long-lived tasks, each with its own pool per endpoint it uses. `lambda`: a
-    function whose execution environments each hold one connection (FACTS: lambda.*)."""
+    function whose execution environments each hold one connection (FACTS: lambda.scaling, lambda.account, lambda.frozen)."""
 
     name: Name
     kind: Literal["ecs", "lambda"] = Field(

@@ -435,6 +435,86 @@ def _cases() -> list[Case]:
             ["'none', 'full' or 'equal'"],
         ),
         Case(
+            "proxy-route-without-proxy",
+            (x := edit(t, "    connect_via: writer\n", "    connect_via: proxy\n")),
+            line_of(x, "connect_via: proxy"),
+            "services[0].connect_via",
+            ["there is no proxy; add cluster.proxy"],
+        ),
+        Case(
+            "proxy-idle-above-max",
+            (
+                x := edit(
+                    t,
+                    "  topology: aurora\n",
+                    "  topology: aurora\n  proxy: {max_connections_percent: 40, max_idle_connections_percent: 60}\n",
+                )
+            ),
+            line_of(x, "proxy:"),
+            "cluster.proxy",
+            ["max_idle_connections_percent (60) must be at most max_connections_percent (40)"],
+        ),
+        Case(
+            "ecs-fleet-turned-lambda",
+            (x := edit(t, "    kind: ecs\n", "    kind: lambda\n")),
+            line_of(x, "name: api"),
+            "services[0]",
+            ["pool.max_size, pool.min_idle, pool.connection_timeout do not apply to a lambda service"],
+        ),
+        Case(
+            "lambda-handler-field-wrong",
+            (
+                x := edit(
+                    t,
+                    "services:\n",
+                    "services:\n  - name: fn\n    kind: lambda\n    invocations: {rate: 5/s}\n"
+                    "    handler: {query: h, cpu: lots}\n",
+                )
+            ),
+            line_of(x, "handler:"),
+            "services[0].handler.cpu",
+            ["duration"],
+        ),
+        Case(
+            "lambda-pool-size",
+            (
+                x := edit(
+                    t,
+                    "services:\n",
+                    "services:\n  - name: fn\n    kind: lambda\n    pool: {max_size: 5}\n"
+                    "    invocations: {rate: 5/s}\n    handler: {query: h}\n",
+                )
+            ),
+            line_of(x, "name: fn"),
+            "services[0]",
+            ["pool.max_size does not apply to a lambda service"],
+        ),
+        Case(
+            "lambda-reserved-over-account",
+            (
+                x := edit(
+                    t,
+                    "services:\n",
+                    "services:\n  - name: fn\n    kind: lambda\n    reserved_concurrency: 950\n"
+                    "    invocations: {rate: 5/s}\n    handler: {query: h}\n",
+                )
+            ),
+            line_of(x, "reserved_concurrency"),
+            "services[0].reserved_concurrency",
+            ["at least 100 of the account's 1000 must stay unreserved"],
+        ),
+        Case(
+            "lambda-only-field-on-ecs",
+            (
+                x := edit(
+                    t, "    connect_via: writer\n", "    connect_via: writer\n    reserved_concurrency: 5\n"
+                )
+            ),
+            line_of(x, "name: api"),
+            "services[0]",
+            ["reserved_concurrency apply only to kind: lambda"],
+        ),
+        Case(
             "not-utf8",
             b"name: x\ndescription: caf\xe9\n",
             2,

@@ -1,12 +1,13 @@
 """Lambda functions (``services[].kind: lambda``): concurrency, scaling rate, throttles, cold starts and
-frozen environments (FACTS: lambda.*).
+frozen environments (FACTS: lambda.scaling, lambda.account, lambda.frozen).
 
 Each invocation needs an execution environment for its whole run; the function's concurrency is the
 number of invocations running. An invocation is admitted when
 
 - the function is under its reserved concurrency, or, without a reservation, the account's unreserved
   concurrency (account limit minus every reservation) has room (FACTS: lambda.account, lambda.reserved);
-- and concurrency would not exceed its level 10 s earlier by more than 1,000 (FACTS: lambda.scaling).
+- and concurrency would not rise more than 1,000 above its lowest level in the last 10 s
+  (FACTS: lambda.scaling).
 
 Otherwise it is throttled (429): a sync invocation fails ``throttled``; an async one is retried by Lambda
 with backoff until ``max_event_age`` (FACTS: lambda.async_retry). An admitted invocation reuses the most
@@ -232,6 +233,8 @@ class LambdaRuntime:
         self._next_id = 0
         # concurrency after each change in the last SCALING_WINDOW_S, behind a sentinel at -inf
         self._history: deque[tuple[float, int]] = deque([(-math.inf, 0)])
+        # the same changes as a monotonic queue: its front is the lowest level set within the window
+        self._lows: deque[tuple[float, int]] = deque()
         self._work_callbacks = (self._work_done,)
         self._retry_callbacks = (self._retry_throttled,)
         # logs (columns) for the analysis
@@ -248,12 +251,18 @@ class LambdaRuntime:
 
     # ------------------------------------------------------------------ admission
 
-    def _level_ago(self, now: float) -> int:
+    def _window_low(self, now: float) -> int:
+        """The lowest concurrency at any time in the last SCALING_WINDOW_S: the level at its start, or
+        any level set since."""
         history = self._history
         cut = now - SCALING_WINDOW_S
         while len(history) > 1 and history[1][0] <= cut:
             history.popleft()
-        return history[0][1]
+        lows = self._lows
+        while lows and lows[0][0] <= cut:
+            lows.popleft()
+        low = history[0][1]
+        return min(low, lows[0][1]) if lows else low
 
     def _admit(self, now: float) -> bool:
         if self.reserved is not None:
@@ -261,13 +270,19 @@ class LambdaRuntime:
                 return False
         elif self.account.unreserved_in_use >= self.account.unreserved:
             return False
-        return self.concurrency + 1 - self._level_ago(now) <= SCALING_STEP
+        # concurrency may not rise more than SCALING_STEP above where it was at any time in the window
+        return self.concurrency + 1 - self._window_low(now) <= SCALING_STEP
 
     def _change(self, now: float, delta: int) -> None:
         self.concurrency += delta
         if self.reserved is None:
             self.account.unreserved_in_use += delta
-        self._history.append((now, self.concurrency))
+        level = self.concurrency
+        self._history.append((now, level))
+        lows = self._lows
+        while lows and lows[-1][1] >= level:
+            lows.pop()
+        lows.append((now, level))
         self.conc_t.append(now)
         self.conc_delta.append(delta)
 

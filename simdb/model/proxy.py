@@ -1,4 +1,4 @@
-"""RDS Proxy: client connections, a borrow queue per endpoint, multiplexing and pinning (FACTS: proxy.*).
+"""RDS Proxy: client connections, a borrow queue per endpoint, multiplexing and pinning (FACTS: proxy.max_conn_pct, proxy.borrow_timeout, proxy.pinning).
 
 Clients (pools, Lambda environments) open cheap *client connections* to a proxy endpoint: ``proxy``
 (read/write, to the writer) or ``proxy:reader`` (read-only, spread over the readers). For each
