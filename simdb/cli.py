@@ -94,19 +94,6 @@ def _print_replications(result: Any, out: Path | None) -> None:
             else f"NOT reached within {target['max_replications']} replications"
         )
         lines.append(f"precision  target ±{target['target'] * 100:g}%: {verdict}; {widths}")
-    px, fn = s["proxy"], s["lambda"]
-    if px["borrows"] or px["borrow_timeouts"]:
-        lines.append(
-            f"proxy      {px['peak_client_connections']} client connections at peak, {px['peak_db_connections']} DB "
-            f"connections (cap {', '.join(f'{k} {v}' for k, v in px['max_db_connections_allowed'].items())}); "
-            f"borrow wait mean {px['borrow_latency_ms']['mean']:.2f} ms, p99 {px['borrow_latency_ms']['p99']:.2f} ms; "
-            f"{px['borrow_timeouts']} borrow timeouts"
-        )
-    if fn["functions"]:
-        lines.append(
-            f"lambda     {fn['invocations']} invocations, {fn['throttles']} throttles, {fn['cold_starts']} cold starts; "
-            f"peak concurrency {fn['peak_concurrency']}"
-        )
     for check in s["expect"]:
         lines.append(
             f"expect     {'PASS' if check['passed'] else 'FAIL'}  {check['check']}  (mean {check['value']})"
