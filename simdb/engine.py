@@ -133,6 +133,7 @@ class Sim:
             ]
             self._add_endpoint(f"custom:{custom}", members)
 
+        self.failovers = Failovers(self)
         self.proxy: Proxy | None = None
         if cluster.proxy is not None:
             self.proxy = Proxy(self, cluster.proxy, len(self.endpoints))
@@ -165,7 +166,6 @@ class Sim:
                     p for p in self.queries if p.service is q.service and p.spec.query == q.spec.follows.query
                 )
                 leader.followers.append(q)
-        self.failovers = Failovers(self)
         for runtime in self.services:
             if isinstance(runtime, ServiceRuntime) and runtime.spec.tasks:
                 runtime.start_tasks(runtime.spec.tasks)

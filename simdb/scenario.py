@@ -838,7 +838,10 @@ class Service(Strict):
         "(FACTS: lambda.cold_start)",
     )
     work: Duration = Field(
-        0.0, ge=0, le=900, description="lambda: handler time before its query, holding no DB connection; 0"
+        0.0,
+        ge=0,
+        le=900,
+        description="lambda: handler time before its query, holding no DB connection; 0 (assumed: a scenario states its work)",
     )
     connection: Literal["per_environment", "per_invocation"] = Field(
         "per_environment",
@@ -871,19 +874,13 @@ class Service(Strict):
     def _shorthand(cls, value: object, handler: Any) -> Any:
         value = _invocation_shorthand(value)
         service = handler(value)
-        pool = value.get("pool") if isinstance(value, dict) else None
-        if isinstance(pool, dict) and service.kind == "lambda":
-            wrong = [f"pool.{k}" for k in pool if k not in LAMBDA_POOL]
-            if wrong:
-                raise ValueError(
-                    f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to a lambda service "
-                    f"(each environment holds one connection; pool takes only {', '.join(LAMBDA_POOL)})"
-                )
+        if isinstance(value, dict):
+            # judged on the keys the file gave: validators fill in fields (the pool's min_idle) themselves
+            _fields_of_kind(service.kind, value)
         return service
 
     @model_validator(mode="after")
-    def _unique_queries(self) -> Service:
-        given = self.model_fields_set
+    def _kind_rules(self) -> Service:
         if self.kind == "lambda":
             if self.handler is not None or self.invocations is not None:
                 raise ValueError(
@@ -898,12 +895,6 @@ class Service(Strict):
                 raise ValueError(
                     "a lambda handler's load is `rate` or `schedule` invocations, not users or follows"
                 )
-            wrong = [f for f in ECS_ONLY if f in given]
-            if wrong:
-                raise ValueError(
-                    f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to a lambda service "
-                    f"(each environment holds one connection; pool takes only {', '.join(LAMBDA_POOL)})"
-                )
         else:
             if self.handler is not None or self.invocations is not None:
                 raise ValueError(
@@ -911,15 +902,29 @@ class Service(Strict):
                 )
             if not self.workload:
                 raise ValueError("an ecs service needs a workload of at least one query")
-            wrong = [f for f in LAMBDA_ONLY if f in given]
-            if wrong:
-                raise ValueError(f"{', '.join(wrong)} apply only to kind: lambda")
         seen: set[str] = set()
         for q in self.workload:
             if q.query in seen:
                 raise ValueError(f"query name {q.query!r} is used twice")
             seen.add(q.query)
         return self
+
+
+def _fields_of_kind(kind: str, raw: dict[str, Any]) -> None:
+    """Fields that belong to the other kind of service are errors, not silently ignored."""
+    if kind == "lambda":
+        pool = raw.get("pool")
+        wrong = [f for f in ECS_ONLY if f in raw]
+        wrong += [f"pool.{k}" for k in (pool if isinstance(pool, dict) else ()) if k not in LAMBDA_POOL]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to a lambda service "
+                f"(each environment holds one connection; pool takes only {', '.join(LAMBDA_POOL)})"
+            )
+    else:
+        wrong = [f for f in LAMBDA_ONLY if f in raw]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} apply only to kind: lambda")
 
 
 class Account(Strict):

@@ -10,7 +10,7 @@ import pytest
 
 import simdb
 from simdb import scenario as sc
-from simdb.analysis.fleets import level_at, levels
+from simdb.analysis.steps import level_at, sorted_levels
 from simdb.engine import RawRun, simulate
 from simdb.record import CODE
 
@@ -49,7 +49,7 @@ def run_raw(data: dict[str, Any]) -> RawRun:
 
 def concurrency(raw: RawRun) -> tuple[np.ndarray, np.ndarray]:
     log = raw.extra["lambda"]["fn"]
-    return levels(log["conc_t"], log["conc_delta"])
+    return sorted_levels(log["conc_t"], log["conc_delta"])
 
 
 def window_low(t: np.ndarray, level: np.ndarray, at: np.ndarray) -> np.ndarray:

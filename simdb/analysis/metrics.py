@@ -6,7 +6,6 @@ No Python loop runs per request: everything is numpy over whole columns.
 
 from __future__ import annotations
 
-import math
 from functools import cached_property
 from typing import Any
 
@@ -30,6 +29,7 @@ from ..scenario import parse_expect
 from .availability import attempt_peak, failover_summaries
 from .fleets import lambda_summary, lambda_timeseries, proxy_summary, proxy_timeseries, storms
 from .staleness import mean_lag_per_bin, replica_lag_at, stale_reads
+from .steps import connection_delta, level_at, peak_in, rnd, step_levels
 from .warmup import mser5_cut
 
 PERCENTILES = (50, 95, 99)
@@ -38,20 +38,6 @@ PERCENTILES = (50, 95, 99)
 MIN_DOWNTIME_WINDOW_S = 1.0
 # binned_percentiles sorts bin by bin up to this many non-empty bins (a Python loop per bin, not per value)
 PER_BIN_SORT_LIMIT = 200_000
-
-
-def rnd(x: Any, digits: int = 6) -> Any:
-    """JSON-safe rounding: floats to ``digits`` decimals, NaN/inf to None, numpy scalars to Python."""
-    if x is None or isinstance(x, str):
-        return x
-    if isinstance(x, bool | np.bool_):
-        return bool(x)
-    if isinstance(x, int | np.integer):
-        return int(x)
-    x = float(x)
-    if not math.isfinite(x):
-        return None
-    return round(x, digits)
 
 
 def latency_stats(latency_ms: np.ndarray) -> dict[str, Any]:
@@ -65,33 +51,6 @@ def latency_stats(latency_ms: np.ndarray) -> dict[str, Any]:
         "p99": rnd(p[2]),
         "max": rnd(latency_ms.max()),
     }
-
-
-def step_levels(t: np.ndarray, delta: np.ndarray, initial: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """A step function from change times and sizes (time-sorted): (distinct times, level after them).
-
-    Changes at the same instant are applied together, so a stop and a start at one time do not
-    count as a momentary peak.
-    """
-    if t.size == 0:
-        return t, np.asarray([], dtype=np.float64)
-    level = initial + np.cumsum(delta, dtype=np.float64)
-    last_of_time = np.flatnonzero(np.r_[t[1:] != t[:-1], True])
-    return t[last_of_time], level[last_of_time]
-
-
-def peak_in(times: np.ndarray, levels: np.ndarray, start: float, end: float, initial: float = 0.0) -> float:
-    """Highest level of a step function on [start, end]."""
-    before = np.searchsorted(times, start, side="right") - 1
-    at_start = levels[before] if before >= 0 else initial
-    inside = levels[(times > start) & (times <= end)]
-    return float(max(at_start, inside.max())) if inside.size else float(at_start)
-
-
-def level_at(times: np.ndarray, levels: np.ndarray, at: np.ndarray, initial: float = 0.0) -> np.ndarray:
-    idx = np.searchsorted(times, at, side="right") - 1
-    out = np.where(idx >= 0, levels[np.clip(idx, 0, None)] if levels.size else initial, initial)
-    return out.astype(np.float64)
 
 
 def binned_percentiles(
@@ -380,7 +339,7 @@ class Analysis:
         raw = self.raw
         conn = self.conn
         in_window = (conn["t"] >= self.warmup) & (conn["t"] <= self.duration)
-        delta = np.where(conn["kind"] == CONN_OPENED, 1, np.where(conn["kind"] == CONN_CLOSED, -1, 0))
+        delta = connection_delta(conn["kind"])
         attempts = self.attempts
         peak, peak_at = attempt_peak(conn["t"][attempts], self.warmup, self.duration)
         t_all, lvl_all = step_levels(conn["t"], delta)

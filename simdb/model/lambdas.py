@@ -36,6 +36,7 @@ from ..rng import uniforms
 from .endpoints import Resolver
 from .instance import NORMAL
 from .pool import Backoff, Connection, open_connection
+from .storage import lognormal_params
 
 if TYPE_CHECKING:
     from ..engine import Sim
@@ -202,6 +203,7 @@ class LambdaRuntime:
     """One Lambda function: admission, environments, and the logs the analysis reads."""
 
     kind = "lambda"
+    breaker_outcome = None  # no circuit breaker
 
     def __init__(
         self, sim: Sim, index: int, spec: Service, endpoints: list[Endpoint], account: Account
@@ -219,8 +221,6 @@ class LambdaRuntime:
         self.reconnect = Backoff(spec.reconnect, uniforms(sim.stream(f"services.{name}.reconnect")))
         self._init_rng = sim.stream(f"services.{name}.init")
         self._reclaim_u = uniforms(sim.stream(f"services.{name}.reclaim"))
-        from .storage import lognormal_params
-
         self._init_mu, self._init_sigma = lognormal_params(spec.init)
         self.reserved = spec.reserved_concurrency
         self.per_environment = spec.connection == "per_environment"

@@ -127,7 +127,7 @@ class Target:
         if route is not None and route.n_waiting:
             route.serve(self, conn)
             return
-        if self.route is None and not self.instance.up:
+        if route is None and not self.instance.up:
             self.discard(conn)
             return
         conn.idle = True
@@ -194,7 +194,7 @@ class Target:
         if conn is None:
             self.total -= 1
             if self.route is not None and self.route.n_waiting:
-                self.proxy.retry_later(self.route)
+                self.route.retry_later()
             return
         conn.last_used = self.proxy.env._now
         self.put(conn)
@@ -354,6 +354,12 @@ class Route:
             self.env.process(target.open())
             need -= 1
 
+    def retry_later(self) -> None:
+        """An attempt to open a DB connection failed while borrowers wait: kick again OPEN_RETRY_S later."""
+        if not self._retry_pending:
+            self._retry_pending = True
+            self.proxy.schedule(_Retry(self._retry_callbacks), NORMAL, OPEN_RETRY_S)
+
     def _retry(self, _: Any) -> None:
         self._retry_pending = False
         self.kick()
@@ -410,9 +416,8 @@ class Proxy:
 
     def retarget(self) -> None:
         """Point the endpoints at the cluster as it is now: the writer, and the readers in service."""
-        failovers = getattr(self.sim, "failovers", None)
-        writer = failovers.writer if failovers is not None else self.sim.instances[0]
-        in_service = failovers.in_service if failovers is not None else self.sim.instances[1:]
+        failovers = self.sim.failovers
+        writer, in_service = failovers.writer, failovers.in_service
         for target in self.targets.values():
             target.route = None
             target.drop_broken()
@@ -437,11 +442,6 @@ class Proxy:
             if conn is None:
                 return
             route.serve(target, conn)
-
-    def retry_later(self, route: Route) -> None:
-        if not route._retry_pending:
-            route._retry_pending = True
-            self.schedule(_Retry(route._retry_callbacks), NORMAL, OPEN_RETRY_S)
 
     def max_allowed(self) -> int:
         """MaxDatabaseConnectionsAllowed of the read/write endpoint's target."""

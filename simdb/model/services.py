@@ -72,8 +72,8 @@ class ServiceRuntime:
         self._rr = 0
         self._next_id = 0
         self.breaker = spec.circuit_breaker
-        if self.breaker is not None:
-            self.breaker_outcome = self._breaker_outcome
+        # what each query class reports its outcomes to (None without a breaker)
+        self.breaker_outcome = self._breaker_outcome if self.breaker is not None else None
         self.breaker_opened = 0  # times a task's breaker opened
 
     def start_tasks(self, count: int) -> list[Task]:

@@ -156,8 +156,7 @@ class QueryClass:
         self._user_callbacks = (self._user_arrives,)
         self._record = sim.rec.request
         self._schedule = sim.env.schedule
-        # the service's circuit breaker learns every outcome (None without one)
-        self.breaker = getattr(service, "breaker_outcome", None)
+        self.breaker = service.breaker_outcome
         if spec.follows is not None:
             pass  # requests come from the query it follows
         elif spec.users is not None:
