@@ -132,3 +132,22 @@ def default_max_connections(engine: str, instance_class: str, memory_gib: float)
             return 90 if memory_gib <= 4 else 135  # the t4g.medium / t4g.large values
         return min(16000, int(1000 * (1 + math.log2(memory_gib / 16))))
     raise ValueError(f"unknown engine {engine!r}")
+
+
+# FACTS: acu.max_connections — Aurora PostgreSQL's Serverless v2 defaults by maximum ACU: 189 at 1, 823 at 4,
+# 1,669 at 8, 3,360 at 16 (a straight line in the maximum ACU), 5,000 from 32 up
+_SERVERLESS_PG_POINTS = ((1.0, 189), (16.0, 3360))
+SERVERLESS_PG_LOW_MIN_CAP = 2000  # FACTS: acu.max_connections — with a minimum of 0 or 0.5 ACU
+
+
+def serverless_max_connections(engine: str, min_acu: float, max_acu: float) -> int:
+    """The default max_connections of a Serverless v2 instance: set by the maximum ACU, not the current one."""
+    if engine == "aurora-mysql":
+        # the published Serverless v2 values are those of the provisioned class with the same memory
+        # (1 ACU = 2 GiB): 90 at 1 ACU, 135 at 4, then +1000 per doubling (FACTS: acu.max_connections)
+        return default_max_connections("aurora-mysql", "", 2.0 * max_acu)
+    (a0, c0), (a1, c1) = _SERVERLESS_PG_POINTS
+    value = min(5000, round(c0 + (max_acu - a0) * (c1 - c0) / (a1 - a0)))
+    if min_acu <= 0.5:
+        value = min(value, SERVERLESS_PG_LOW_MIN_CAP)
+    return max(1, value)

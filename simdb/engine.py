@@ -15,7 +15,7 @@ import numpy as np
 import simpy
 
 from . import rng
-from .catalog import INSTANCE_CLASSES, default_max_connections
+from .catalog import INSTANCE_CLASSES, default_max_connections, serverless_max_connections
 from .model.endpoints import Endpoint
 from .model.failover import Failovers
 from .model.faults import schedule_all, schedule_random_failures
@@ -23,7 +23,9 @@ from .model.instance import Instance
 from .model.lambdas import Account, LambdaRuntime
 from .model.proxy import Proxy
 from .model.replication import ReplicaInfo, ReplicationLog, apply_times
+from .model.serverless import ServerlessFleet, ServerlessInstance
 from .model.services import ServiceRuntime
+from .model.sessions import HeldSessions
 from .model.storage import AuroraVolume, EbsStorage, StorageModel
 from .model.workload import QueryClass
 from .record import OK, Recorder
@@ -99,7 +101,21 @@ class Sim:
         cluster = scenario.cluster
         specs = [("writer", cluster.writer), *(("reader", r) for r in cluster.readers)]
         self.instances: list[Instance] = []
+        serverless: list[ServerlessInstance] = []
         for index, (role, spec) in enumerate(specs):
+            if spec.class_ == "db.serverless":
+                assert cluster.serverless is not None  # validated
+                limit = cluster.parameters.max_connections or serverless_max_connections(
+                    cluster.engine, cluster.serverless.min_acu, cluster.serverless.max_acu
+                )
+                inst = ServerlessInstance(
+                    self, index, spec.name or role, role, spec.az, cluster.serverless, limit
+                )
+                serverless.append(inst)
+                self.instances.append(inst)
+                inst.tier = spec.tier
+                inst.custom_endpoint = spec.endpoint
+                continue
             cls = INSTANCE_CLASSES[spec.class_]
             memory = spec.memory_gib or cls.memory_gib
             max_conn = cluster.parameters.max_connections or default_max_connections(
@@ -121,6 +137,11 @@ class Sim:
             self.instances[-1].tier = spec.tier
             self.instances[-1].custom_endpoint = spec.endpoint
         writer, readers = self.instances[0], self.instances[1:]
+        self.serverless: ServerlessFleet | None = None
+        if serverless:
+            assert cluster.serverless is not None
+            self.serverless = ServerlessFleet(self, cluster.serverless, serverless)
+        self.sessions: list[HeldSessions] = []
         self.storage = self._build_storage()
         self.endpoints: dict[str, Endpoint] = {}
         self._add_endpoint("writer", [writer])
@@ -230,6 +251,8 @@ class Sim:
             svc.sample(rows)
         if self.proxy is not None:
             rows.setdefault("MaxDatabaseConnectionsAllowed", []).append(float(self.proxy.max_allowed()))
+        if self.serverless is not None:
+            self.serverless.sample(rows, interval)
 
     def run(self, progress: Callable[[float], None] | None = None) -> RawRun:
         started = time.perf_counter()
@@ -331,6 +354,13 @@ class Sim:
                 "lambda": {s.spec.name: s.log() for s in self.services if isinstance(s, LambdaRuntime)},
                 "breakers": {
                     s.spec.name: s.breaker_opened for s in self.services if isinstance(s, ServiceRuntime)
+                },
+                "serverless": self.serverless.log() if self.serverless is not None else None,
+                "sessions": [h.log() for h in self.sessions],
+                "terminated": {
+                    i.name: (list(i.terminated_t), list(i.terminated_service))
+                    for i in self.instances
+                    if i.terminated_t
                 },
             },
         )

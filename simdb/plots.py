@@ -197,7 +197,8 @@ def stale_reads(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any],
     ax.set_title("Reads on replicas that missed a committed write")
     _decorate(ax, events, summary, label=True)
     _event_labels(ax, events)
-    ax.legend(loc="upper left", fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=7)
 
     ax = axes[1]
     aurora = [c for c in ts.columns if c.startswith("AuroraReplicaLag.")]
@@ -407,8 +408,78 @@ def lambdas(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pat
     plt.close(fig)
 
 
+def serverless(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    """Serverless v2: capacity against its range, what drives it (CPU, connections) and the cost."""
+    t = ts["time_s"]
+    sv = summary["serverless"]
+    low, high = sv["capacity_range"]
+    hours = t / 3600.0 if t.iloc[-1] >= 7200 else t
+    unit = "h" if t.iloc[-1] >= 7200 else "s"
+    fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
+    fig.suptitle(f"{summary['scenario']} — Aurora Serverless v2 (seed {summary['seed']})")
+    shift = summary.copy()
+    shift["warmup_s"] = (summary.get("warmup_s") or 0) / (3600.0 if unit == "h" else 1.0)
+    ev = events.assign(time_s=events["time_s"] / (3600.0 if unit == "h" else 1.0))
+    ax = axes[0]
+    for name in sv["instances"]:
+        ax.step(
+            hours,
+            ts[f"ServerlessDatabaseCapacity.{name}"],
+            where="post",
+            lw=1.3,
+            label=f"ServerlessDatabaseCapacity {name}",
+        )
+    ax.axhline(high, color="tab:red", ls="-.", lw=1.0, label=f"max_acu ({high:g})")
+    ax.axhline(low, color="tab:green", ls="-.", lw=1.0, label=f"min_acu ({low:g})")
+    ax.set_ylabel("capacity (ACU)")
+    right = ax.twinx()
+    right.plot(hours, ts["ACUUtilization"], lw=0.8, color="tab:gray", alpha=0.6)
+    right.set_ylabel("ACUUtilization (%)")
+    right.set_ylim(0, 105)
+    ax.set_title(
+        f"Capacity: peak {sv['peak_acu']:g}, final {sv['final_acu']:g} ACU; held up by open transactions "
+        f"for {sv['pinned_s']:.0f} s"
+    )
+    _decorate(ax, ev, shift, label=True)
+    _event_labels(ax, ev)
+    ax.legend(loc="upper left", fontsize=7)
+    ax = axes[1]
+    ax.plot(hours, ts["CPUUtilization"], lw=1.0, label="CPUUtilization (% of max capacity's CPU)")
+    ax.plot(hours, ts["Requests"], lw=1.0, label="requests / s (ok)")
+    ax.set_ylabel("% ; requests / s")
+    right = ax.twinx()
+    right.plot(hours, ts["DatabaseConnections"], lw=1.0, color="tab:orange", label="DatabaseConnections")
+    right.set_ylabel("connections (count)")
+    right.legend(loc="upper right", fontsize=7)
+    ax.set_title("What drives it: load and connections")
+    _decorate(ax, ev, shift, label=False)
+    ax.legend(loc="upper left", fontsize=7)
+    ax = axes[2]
+    ax.plot(hours, ts["ServerlessCostUSD"], lw=1.3, label=f"Serverless v2 (US${sv['cost_usd']:.2f})")
+    prov = sv["provisioned"]
+    # a provisioned instance costs the same every second: its cost over the measured time, spread evenly
+    per_s = prov["cost_usd"] / max(summary["duration_s"] - (summary.get("warmup_s") or 0), 1e-9)
+    step = t.iloc[1] - t.iloc[0] if len(t) > 1 else 0.0
+    classes = ", ".join(sorted(set(prov["instance_classes"].values())))
+    ax.plot(
+        hours,
+        (t + step) * per_s,
+        lw=1.0,
+        ls="--",
+        label=f"provisioned {classes} of equal peak memory (US${prov['cost_usd']:.2f} over the measured time)",
+    )
+    ax.set_ylabel("cost accumulated (US$)")
+    ax.set_xlabel(f"simulated time ({unit})")
+    ax.set_title(f"Cost at US${sv['price_per_acu_hour']:g} per ACU-hour: {sv['acu_hours']:.2f} ACU-hours")
+    _decorate(ax, ev, shift, label=False)
+    ax.legend(loc="upper left", fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], folder: Path) -> list[Path]:
-    """Every plot that applies: the four standard ones, plus proxy.png and lambda.png when the run has them."""
+    """Every plot that applies: the four standard ones, plus proxy.png, lambda.png and serverless.png when the
+    run has them."""
     folder.mkdir(parents=True, exist_ok=True)
     out = [
         folder / "timeline.png",
@@ -426,6 +497,9 @@ def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], f
     if "ConcurrentExecutions" in ts:
         out.append(folder / "lambda.png")
         lambdas(ts, events, summary, out[-1])
+    if "ServerlessDatabaseCapacity" in ts:
+        out.append(folder / "serverless.png")
+        serverless(ts, events, summary, out[-1])
     return out
 
 

@@ -118,12 +118,37 @@ class InstanceSpec(Strict):
     @field_validator("class_")
     @classmethod
     def _known_class(cls, value: str) -> str:
-        if value not in INSTANCE_CLASSES:
+        if value not in INSTANCE_CLASSES and value != SERVERLESS_CLASS:
             close = difflib.get_close_matches(value, INSTANCE_CLASSES, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             families = sorted({c.rsplit(".", 1)[0] for c in INSTANCE_CLASSES})
-            raise ValueError(f"unknown instance class {value!r}; {hint}known families: {', '.join(families)}")
+            raise ValueError(
+                f"unknown instance class {value!r}; {hint}known families: {', '.join(families)}, "
+                f"or {SERVERLESS_CLASS} (Aurora Serverless v2)"
+            )
         return value
+
+
+def _milliseconds(value: object) -> object:
+    # the parameter group gives this PostgreSQL setting in milliseconds: a bare number is ms
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = f"{value!r}ms"
+    seconds = _finite(parse_duration, DURATION_HELP.replace("bare number of seconds", "bare number of ms"))(
+        value
+    )
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"at most {MAX_DURATION_S:g} s")
+    return seconds
+
+
+Milliseconds = Annotated[
+    float,
+    BeforeValidator(_milliseconds),
+    PlainSerializer(lambda seconds: f"{seconds * 1000.0:g}ms" if seconds else 0),
+    WithJsonSchema(
+        {"type": ["string", "number"], "description": "a duration (250ms, 60s, 5min) or a bare number of ms"}
+    ),
+]
 
 
 class Parameters(Strict):
@@ -134,7 +159,14 @@ class Parameters(Strict):
         ge=1,
         le=262_143,
         description="default from the engine's formula on the instance's memory "
-        "(FACTS: max_connections.postgres, max_connections.mysql)",
+        "(FACTS: max_connections.postgres, max_connections.mysql); Serverless v2 from the maximum ACU "
+        "(FACTS: acu.max_connections)",
+    )
+    idle_in_transaction_session_timeout: Milliseconds = Field(
+        0.0,
+        description="PostgreSQL: a session idle inside an open transaction longer than this is ended by the "
+        "server; its client gets connection_lost on its next statement. A bare number is milliseconds, as in "
+        "the parameter group (60000 = 60 s). Default 0, off (FACTS: pg.idle_in_txn, acu.idle_txn)",
     )
 
 
@@ -432,6 +464,136 @@ class Proxy(Strict):
         return self
 
 
+SERVERLESS_CLASS = "db.serverless"
+ACU_STEP = 0.5
+
+
+def _acu(value: float) -> float:
+    if abs(value / ACU_STEP - round(value / ACU_STEP)) > 1e-9:
+        raise ValueError(f"{value:g} is not a multiple of 0.5 ACU (FACTS: acu.range)")
+    return value
+
+
+Acu = Annotated[float, AfterValidator(_acu)]
+
+
+class ServerlessScaling(Strict):
+    """How a Serverless v2 instance's capacity follows its load. AWS publishes no rates: every figure here
+    is assumed (FACTS: acu.scaling) and a parameter."""
+
+    interval: Duration = Field(
+        1.0, ge=0.1, le=3600, description="capacity is re-evaluated this often; assumed 1 s"
+    )
+    target_cpu: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="capacity is sized so the CPU work submitted in the last cpu_window would use this share of "
+        "it; assumed 0.7",
+    )
+    cpu_window: Duration = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="the submitted CPU work is averaged over this long, so single busy seconds do not hold "
+        "capacity up; assumed 10 s",
+    )
+    target_memory: float = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="capacity is sized so connection memory uses at most this share of it; assumed 0.75",
+    )
+    memory_per_connection: float = Field(
+        5.0,
+        ge=0,
+        le=1024,
+        description="MiB each open connection holds (a backend process); assumed 5 MiB",
+    )
+    scale_up_rate: float = Field(
+        0.1,
+        gt=0,
+        le=10,
+        description="while below its target, capacity grows by this fraction of itself per second (faster "
+        "the larger it is, FACTS: acu.scaling); assumed 0.1",
+    )
+    scale_up_min: float = Field(
+        0.5, gt=0, le=256, description="...but by at least this many ACU per second; assumed 0.5"
+    )
+    scale_down_rate: float = Field(
+        0.01,
+        gt=0,
+        le=10,
+        description="while above its target, capacity shrinks by this fraction of itself per second (scale-down "
+        "is gradual); assumed 0.01 (halves in about 70 s)",
+    )
+    pin_after: Duration = Field(
+        30.0,
+        ge=0,
+        le=86400,
+        description="a transaction open for longer than this keeps the capacity it began under: the instance "
+        "does not scale below it until the transaction ends (FACTS: acu.idle_txn, the mechanism assumed); "
+        "assumed 30 s",
+    )
+
+
+class Serverless(Strict):
+    """Aurora Serverless v2 capacity range for the cluster's `class: db.serverless` instances."""
+
+    min_acu: Acu = Field(
+        ...,
+        ge=0,
+        le=256,
+        description="minimum capacity, 0 or 0.5-256 ACU in steps of 0.5; 0 turns on auto-pause (FACTS: acu.range)",
+    )
+    max_acu: Acu = Field(
+        ..., ge=1, le=256, description="maximum capacity, 1-256 ACU in steps of 0.5 (FACTS: acu.range)"
+    )
+    seconds_until_auto_pause: Duration | None = Field(
+        None,
+        ge=300,
+        le=86400,
+        description="min_acu 0: an instance with no connections for this long pauses at 0 ACU; 300 s-1 day, "
+        "default 300 s (FACTS: acu.range)",
+    )
+    resume: Duration = Field(
+        15.0,
+        ge=0,
+        le=600,
+        description="a paused instance takes this long to resume after a connection attempt; connection "
+        "attempts wait for it up to their connect_timeout (FACTS: acu.resume); 15 s",
+    )
+    vcpu_per_acu: float = Field(
+        0.25,
+        gt=0,
+        le=4,
+        description="CPU in proportion to memory (FACTS: acu.memory): 1 ACU = 2 GiB, and memory-optimised "
+        "classes have 8 GiB per vCPU, so 0.25 vCPU per ACU (assumed)",
+    )
+    price_per_acu_hour: float = Field(
+        0.12, ge=0, le=100, description="US$ per ACU-hour; 0.12 (FACTS: acu.price, region-dependent)"
+    )
+    provisioned_price_per_gib_hour: float = Field(
+        0.01625,
+        ge=0,
+        le=100,
+        description="US$ per GiB of instance memory per hour for the provisioned comparison: db.r6g.large "
+        "(16 GiB) at US$0.26/h; assumed (FACTS: acu.provisioned_price, region-dependent)",
+    )
+    scaling: ServerlessScaling = Field(default_factory=ServerlessScaling)
+
+    @model_validator(mode="after")
+    def _range(self) -> Serverless:
+        if self.min_acu > self.max_acu:
+            raise ValueError(f"min_acu ({self.min_acu:g}) must be at most max_acu ({self.max_acu:g})")
+        if self.seconds_until_auto_pause is None:
+            if self.min_acu == 0:
+                self.seconds_until_auto_pause = 300.0
+        elif self.min_acu > 0:
+            raise ValueError("seconds_until_auto_pause applies only with min_acu 0 (auto-pause)")
+        return self
+
+
 TOPOLOGIES = ("single-az", "multi-az-instance", "multi-az-cluster", "aurora")
 RDS_REPLICA_APPLY_RATE = 2000.0  # assumed: FACTS replication.rds_apply_rate
 
@@ -471,6 +633,10 @@ class Cluster(Strict):
     proxy: Proxy | None = Field(
         None,
         description="RDS Proxy; omit for none. Routes `proxy` (read/write) and `proxy:reader` (read-only)",
+    )
+    serverless: Serverless | None = Field(
+        None,
+        description="Aurora Serverless v2 capacity range; required when an instance has class db.serverless",
     )
 
     @model_validator(mode="after")
@@ -1045,9 +1211,46 @@ class StorageNodeFailure(_Event):
     )
 
 
+class IdleInTransaction(_Event):
+    """`sessions` of a service's connections begin a transaction and then sit idle in it (a leaked
+    transaction: the app forgot to commit), until `for` has passed or the server ends them."""
+
+    action: Literal["idle_in_transaction"]
+    service: Name
+    sessions: int = Field(1, ge=1, le=10_000, description="sessions left idle in a transaction; default 1")
+    for_: Duration | None = Field(
+        None,
+        alias="for",
+        gt=0,
+        le=MAX_DURATION_S,
+        description="how long each stays idle before the app commits; default: to the end of the run",
+    )
+
+
+class LongTransaction(_Event):
+    """One session of a service runs a transaction for `duration` (a batch job, a long report): busy, so the
+    idle-in-transaction timeout does not end it."""
+
+    action: Literal["long_transaction"]
+    service: Name
+    duration: Duration = Field(
+        ..., gt=0, le=MAX_DURATION_S, description="how long the transaction stays open"
+    )
+    sessions: int = Field(1, ge=1, le=10_000, description="sessions running one each; default 1")
+
+
 Event = Annotated[
     Union[  # noqa: UP007
-        Deploy, ScaleService, WriteSpike, AzOutage, StorageNodeFailure, FailoverEvent, InstanceFailure, Reboot
+        Deploy,
+        ScaleService,
+        WriteSpike,
+        AzOutage,
+        StorageNodeFailure,
+        FailoverEvent,
+        InstanceFailure,
+        Reboot,
+        IdleInTransaction,
+        LongTransaction,
     ],
     Field(discriminator="action"),
 ]
@@ -1060,6 +1263,8 @@ EVENT_ACTIONS = (
     "failover",
     "instance_failure",
     "reboot",
+    "idle_in_transaction",
+    "long_transaction",
 )
 
 _EXPECT = re.compile(r"[ \t]*([A-Za-z_][\w\-]*(?:\.[\w\-]+)*)[ \t]*(==|!=|<=|>=|<|>)[ \t]*(\S+)[ \t]*")
@@ -1491,6 +1696,64 @@ def _check_topology(cluster: Cluster, source: str, lines: dict[tuple, int | None
         )
 
 
+def _check_serverless(cluster: Cluster, source: str, lines: dict[tuple, int | None]) -> None:
+    """db.serverless instances, the capacity range and the PostgreSQL-only timeout."""
+    specs = [(("cluster", "writer"), cluster.writer)] + [
+        (("cluster", "readers", i), r) for i, r in enumerate(cluster.readers)
+    ]
+    serverless = [(loc, spec) for loc, spec in specs if spec.class_ == SERVERLESS_CLASS]
+    for loc, spec in serverless:
+        if not cluster.engine.startswith("aurora"):
+            _fail(
+                f"{SERVERLESS_CLASS} is Aurora Serverless v2: it needs engine aurora-postgresql or aurora-mysql "
+                f"(topology aurora), not {cluster.engine}",
+                (*loc, "class"),
+                source,
+                lines,
+            )
+        for override in ("vcpu", "memory_gib"):
+            if getattr(spec, override) is not None:
+                _fail(
+                    f"a {SERVERLESS_CLASS} instance's CPU and memory follow its capacity in ACU; set "
+                    "cluster.serverless instead",
+                    (*loc, override),
+                    source,
+                    lines,
+                )
+        if cluster.serverless is None:
+            _fail(
+                f"{SERVERLESS_CLASS} needs the cluster's capacity range: cluster.serverless {{min_acu, max_acu}} "
+                "(FACTS: acu.range)",
+                (*loc, "class"),
+                source,
+                lines,
+            )
+    if cluster.serverless is not None and not serverless:
+        _fail(
+            f"cluster.serverless applies to {SERVERLESS_CLASS} instances, and this cluster has none; set the "
+            f"writer's or a reader's class to {SERVERLESS_CLASS}",
+            ("cluster", "serverless"),
+            source,
+            lines,
+        )
+    if cluster.serverless is not None and cluster.serverless.min_acu == 0 and cluster.proxy is not None:
+        _fail(
+            "auto-pause (min_acu 0) does not work behind RDS Proxy, which keeps connections open; use "
+            "min_acu 0.5 or more, or remove cluster.proxy",
+            ("cluster", "serverless", "min_acu"),
+            source,
+            lines,
+        )
+    timeout = cluster.parameters.idle_in_transaction_session_timeout
+    if timeout > 0 and not cluster.engine.endswith("postgresql") and cluster.engine != "postgres":
+        _fail(
+            f"idle_in_transaction_session_timeout is a PostgreSQL parameter; {cluster.engine} has none",
+            ("cluster", "parameters", "idle_in_transaction_session_timeout"),
+            source,
+            lines,
+        )
+
+
 def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) -> None:
     """Cross-field rules pydantic cannot see field by field."""
     if s.warmup != "auto" and s.warmup >= s.duration:
@@ -1518,11 +1781,12 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
         )
     cluster = s.cluster
     _check_topology(cluster, source, lines)
+    _check_serverless(cluster, source, lines)
     if cluster.engine.startswith("aurora"):
         for loc, spec in [(("cluster", "writer"), cluster.writer)] + [
             (("cluster", "readers", i), r) for i, r in enumerate(cluster.readers)
         ]:
-            if spec.class_ not in AURORA_CLASSES:
+            if spec.class_ not in AURORA_CLASSES and spec.class_ != SERVERLESS_CLASS:
                 families = "db.r5, db.r6g, db.r7g (large-16xlarge), db.t4g.medium, db.t4g.large"
                 _fail(
                     f"{spec.class_} is not offered for Aurora; Aurora classes: {families}",
@@ -1718,6 +1982,17 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
             _fail(
                 f"{target!r} is a lambda service: Lambda scales its environments itself; {ev.action} "
                 "applies to ecs services",
+                ("events", i, "service"),
+                source,
+                lines,
+            )
+        if (
+            target is not None
+            and isinstance(ev, IdleInTransaction | LongTransaction)
+            and s.services[service_names.index(target)].kind == "lambda"
+        ):
+            _fail(
+                f"{target!r} is a lambda service; {ev.action} takes connections from an ecs service's pools",
                 ("events", i, "service"),
                 source,
                 lines,

@@ -28,6 +28,7 @@ from ..record import (
 from ..scenario import parse_expect
 from .availability import attempt_peak, failover_summaries
 from .fleets import lambda_summary, lambda_timeseries, proxy_summary, proxy_timeseries, storms
+from .serverless import cost_timeseries, serverless_summary, transactions_summary
 from .staleness import mean_lag_per_bin, replica_lag_at, stale_reads
 from .steps import connection_delta, level_at, peak_in, rnd, step_levels
 from .warmup import mser5_cut
@@ -240,11 +241,15 @@ class Analysis:
             np.minimum((c["t_acquired"][acquired] / interval).astype(np.int64), n - 1), wait_ms, n, (0.99,)
         )
         for k, v in samples.items():
-            if k.startswith(("Tasks.", "Environments.")) or k == "MaxDatabaseConnectionsAllowed":
+            if (
+                k.startswith(("Tasks.", "Environments.", "ServerlessDatabaseCapacity", "ACUUtilization"))
+                or k == "MaxDatabaseConnectionsAllowed"
+            ):
                 ts[k] = v
         if raw.extra.get("proxy") is not None:
             proxy_timeseries(ts, raw.extra["proxy"], conn, n, interval)
         lambda_timeseries(ts, raw.extra.get("lambda", {}), n, interval)
+        cost_timeseries(ts, raw.extra.get("serverless"), interval)
         self._replication_timeseries(ts, n, interval)
         return pd.DataFrame(ts)
 
@@ -323,13 +328,13 @@ class Analysis:
                 self.warmup,
                 self.duration,
             ),
-            "serverless": {
-                "acu_hours": 0.0,
-                "peak_acu": 0.0,
-                "min_acu": 0.0,
-                "final_acu": 0.0,
-                "cost_usd": 0.0,
-            },
+            "serverless": serverless_summary(raw.extra.get("serverless"), self.warmup, self.duration),
+            "transactions": transactions_summary(
+                raw.extra,
+                s.cluster.parameters.idle_in_transaction_session_timeout,
+                self.warmup,
+                self.duration,
+            ),
             "theory": self._theory(),
         }
         summary["expect"] = evaluate_expectations(s.expect, summary)

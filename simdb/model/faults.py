@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..rng import exponentials
 from ..units import format_duration
+from .sessions import schedule_sessions
 from .storage import AuroraVolume
 
 if TYPE_CHECKING:
@@ -194,6 +195,8 @@ HANDLERS: dict[str, Callable[[Sim, Any, int], None]] = {
     "failover": _failover,
     "instance_failure": _instance_failure,
     "reboot": _reboot,
+    "idle_in_transaction": schedule_sessions,
+    "long_transaction": schedule_sessions,
 }
 
 

@@ -40,10 +40,31 @@ class Address:
         return inst if inst.address is self else None
 
 
+class HeldTx:
+    """A transaction that stays open while its session is idle (a query's ``transaction`` hold, or an
+    ``idle_in_transaction`` / ``long_transaction`` event): what the idle-in-transaction timeout ends and
+    what keeps a Serverless v2 instance's capacity up."""
+
+    __slots__ = ("acu", "callbacks", "conn", "done", "ended", "idle", "label", "start")
+    _ok = True
+
+    def __init__(self, conn: Any, start: float, acu: float, idle: bool) -> None:
+        self.callbacks: Any = None
+        self.conn = conn
+        self.start = start
+        self.acu = acu  # the instance's capacity when the transaction began (Serverless v2)
+        self.idle = idle
+        self.done = False
+        self.ended = math.nan  # when the server ended the session (the timeout)
+        self.label: str | None = None  # a session from an event: its termination goes to events.csv
+
+
 class Instance:
     """One DB instance (writer or reader)."""
 
     is_proxy = False
+    serverless = False
+    paused = False  # Serverless v2 auto-pause: connection attempts wait for the resume
 
     def __init__(
         self,
@@ -88,6 +109,12 @@ class Instance:
         self.conn_area = 0.0
         self._done_callbacks = (self._cpu_done,)
         self._schedule = sim.env.schedule
+        # PostgreSQL's idle_in_transaction_session_timeout (0 = off); FACTS: pg.idle_in_txn
+        self.idle_tx_timeout = sim.scenario.cluster.parameters.idle_in_transaction_session_timeout
+        self._terminate_callbacks = (self._terminate,)
+        self.open_tx: set[HeldTx] = set()  # tracked only where something needs them (timeout, serverless)
+        self.terminated_t: list[float] = []  # sessions ended by the idle-in-transaction timeout
+        self.terminated_service: list[int] = []
 
     def _advance(self, now: float) -> None:
         dt = now - self._t
@@ -160,6 +187,57 @@ class Instance:
         self.open_connections.pop(conn_id, None)
         self.sim.rec.connection(now, self.index, service, CONN_CLOSED, conn_id)
 
+    # ---------------------------------------------------------- transactions
+
+    def hold_begins(
+        self, conn: Any, duration: float, idle: bool = True, label: str | None = None
+    ) -> HeldTx | None:
+        """A transaction on ``conn`` stays open for ``duration`` seconds (``idle``: the session sends
+        nothing meanwhile). Returns its handle for :meth:`hold_ends`, or None when nothing tracks it."""
+        timeout = self.idle_tx_timeout
+        ends = idle and 0.0 < timeout < duration
+        if not self.up or not (ends or self.serverless or label):
+            return None
+        tx = HeldTx(conn, self.env._now, self.tracked_capacity(), idle)
+        tx.label = label
+        self.open_tx.add(tx)
+        if ends:
+            tx.callbacks = self._terminate_callbacks
+            self._schedule(tx, NORMAL, timeout)
+        return tx
+
+    def hold_ends(self, tx: HeldTx | None) -> None:
+        if tx is not None and not tx.done:
+            tx.done = True
+            self.open_tx.discard(tx)
+
+    def tracked_capacity(self) -> float:
+        return 0.0
+
+    def _terminate(self, tx: HeldTx) -> None:
+        """idle_in_transaction_session_timeout: the server ends the session; its client learns of it on
+        the next statement (the connection is gone: connection_lost, and the pool discards it)."""
+        if tx.done:
+            return
+        tx.done = True
+        self.open_tx.discard(tx)
+        conn = tx.conn
+        if conn.broken or conn.closed:
+            return
+        conn.broken = True
+        now = self.env._now
+        tx.ended = now
+        self.terminated_t.append(now)
+        self.terminated_service.append(conn.service)
+        self.disconnect(conn.service, conn.id)
+        if tx.label is not None:
+            self.sim.rec.event(
+                now,
+                "session_terminated",
+                self.name,
+                f"{tx.label}: idle in transaction for {now - tx.start:g} s (idle_in_transaction_session_timeout)",
+            )
+
     # ------------------------------------------------------------- failures
 
     def set_role(self, role: str) -> None:
@@ -202,6 +280,9 @@ class Instance:
                 conn.pool.watch(conn)
         self.open_connections.clear()
         self.connections = 0
+        for tx in self.open_tx:
+            tx.done = True
+        self.open_tx.clear()
         rec.event(now, "instance_down", self.name, cause + (" (host unreachable)" if blackhole else ""))
         queued = list(self.queue)
         self.queue.clear()

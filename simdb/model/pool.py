@@ -414,6 +414,7 @@ def open_connection(owner: Any, resolver: Resolver):  # type: ignore[no-untyped-
     env = owner.env
     service = owner.service
     rec = owner.sim.rec
+    started = env._now
     address = resolver.resolve(env._now, service.pick)
     if address.unreachable:
         yield env.timeout(owner.connect_timeout)
@@ -430,6 +431,13 @@ def open_connection(owner: Any, resolver: Resolver):  # type: ignore[no-untyped-
             rec.connection(env._now, inst_index, service.index, CONN_REFUSED)
             owner.last_error = CONNECTION_REFUSED
         return None
+    if instance.paused:
+        # Serverless v2 auto-pause: the attempt starts the resume and waits for it, up to the connect timeout
+        running = yield from instance.wait_resumed(owner.connect_timeout - (env._now - started))
+        if not running or not instance.up:
+            rec.connection(env._now, instance.index, service.index, CONN_TIMED_OUT)
+            owner.last_error = CONNECT_TIMEOUT
+            return None
     conn_id = instance.accept(service.index)
     if conn_id < 0:
         owner.last_error = TOO_MANY_CONNECTIONS

@@ -67,6 +67,7 @@ class Request:
         "t_start",
         "t_try",
         "task",
+        "tx",
         "user",
         "waiting",
     )
@@ -148,7 +149,8 @@ class QueryClass:
             self._after_cpu = self._hold_then_commit if self.hold else self._commit
         else:
             self._after_cpu = self._hold_then_finish if self.hold else self._finish
-        self._hold_callbacks = (self._commit if self.is_write else self._finish,)
+        self._after_hold = self._commit if self.is_write else self._finish
+        self._hold_callbacks = (self._hold_done,)
         self._finish_callbacks = (self._finish,)
         self.followers: list[QueryClass] = []
         self._follow_u = uniforms(sim.stream(path + ".follows")) if spec.follows is not None else None
@@ -193,10 +195,21 @@ class QueryClass:
         self.service.dispatch(req)
 
     def _hold_then_finish(self, req: Request) -> None:
+        # the session sits idle in its transaction (app work, an external call) before it commits
+        req.tx = req.conn.instance.hold_begins(req.conn, self.hold)
         req.callbacks = self._hold_callbacks
         self._schedule(req, NORMAL, self.hold)
 
     _hold_then_commit = _hold_then_finish
+
+    def _hold_done(self, req: Request) -> None:
+        conn = req.conn
+        conn.instance.hold_ends(req.tx)
+        if conn.broken and req.t_start > conn.instance.broken_before:
+            # the server ended the session while it was idle (idle_in_transaction_session_timeout)
+            self.lost(req)
+            return
+        self._after_hold(req)
 
     def _commit(self, req: Request) -> None:
         if req.t_start <= req.conn.instance.broken_before:

@@ -1,0 +1,144 @@
+"""Sessions that keep a transaction open: the `idle_in_transaction` and `long_transaction` events.
+
+Each session takes a connection from one of the service's task pools like a request does (waiting up to
+the pool's connection_timeout), runs its first statement on the instance, then holds the transaction open:
+idle (a leaked transaction: the server's idle_in_transaction_session_timeout may end it) or busy (a long
+batch: the timeout does not apply). When it ends, the app commits; if the server ended the session
+meanwhile, the commit fails connection_lost and the pool discards the connection. Sessions are not
+requests: they are logged on their own (``transactions`` in the summary), not in the request columns.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from ..record import CODE, CODES
+from ..units import format_duration
+from .instance import NORMAL
+from .workload import NAN, Request
+
+if TYPE_CHECKING:
+    from ..engine import Sim
+    from .services import ServiceRuntime
+
+CONNECTION_LOST = CODE["connection_lost"]
+BEGIN_CPU_S = 0.001  # assumed: BEGIN and the first statement cost 1 ms of DB CPU
+
+
+class _NoPins:
+    pins = False
+
+
+class HeldSessions:
+    """The sessions of one event. Acts as the query class of its requests (``req.query``)."""
+
+    is_write = False
+    spec = _NoPins()
+
+    def __init__(self, sim: Sim, ev: Any, index: int) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.ev = ev
+        self.index = index
+        self.idle = ev.action == "idle_in_transaction"
+        self.hold = (ev.for_ if ev.for_ is not None else math.inf) if self.idle else ev.duration
+        self.service: ServiceRuntime = sim.service(ev.service)
+        routes = self.service.spec.routes()
+        via = self.service.spec.connect_via
+        self.route_slot = routes.index(via) if via in routes else 0
+        self._end_callbacks = (self._end,)
+        # one row per session: when its transaction began and ended, and how (a CODES name, or not_started)
+        self.began_t: list[float] = []
+        self.txs: list[Any] = []
+        self.outcomes: list[dict[str, Any]] = []
+        self.env.process(self._start())
+
+    def _start(self):  # type: ignore[no-untyped-def]
+        yield self.env.timeout(self.ev.at)
+        now = self.env.now
+        ev = self.ev
+        what = "idle in a transaction" if self.idle else "in a long transaction"
+        how_long = f"for {format_duration(self.hold)}" if math.isfinite(self.hold) else "until the run ends"
+        self.sim.rec.event(now, ev.action, ev.service, f"{ev.sessions} sessions {what} {how_long}")
+        for session in range(ev.sessions):
+            req = Request()
+            req.query = self
+            req.t_arrive = now
+            req.key = -1
+            req.session = session
+            req.user = None
+            req.cpu = BEGIN_CPU_S
+            req.after_cpu = self._began
+            req.waiting = False
+            req.t_acq = NAN
+            req.t_start = NAN
+            req.attempt = 0
+            req.tx = None
+            self.service.dispatch(req)
+
+    def _began(self, req: Request) -> None:
+        conn = req.conn
+        inst = conn.instance
+        if req.t_start <= inst.broken_before or conn.broken:
+            self.lost(req)
+            return
+        now = self.env._now
+        self.began_t.append(now)
+        req.tx = inst.hold_begins(
+            conn, self.hold, idle=self.idle, label=f"{self.ev.service} session {req.session}"
+        )
+        if req.tx is not None:
+            self.txs.append(req.tx)
+        if math.isfinite(self.hold) and now + self.hold < self.sim.scenario.duration:
+            req.callbacks = self._end_callbacks
+            self.env.schedule(req, NORMAL, self.hold)
+
+    def _end(self, req: Request) -> None:
+        """The app commits: fine, unless the server ended the session meanwhile."""
+        conn = req.conn
+        conn.instance.hold_ends(req.tx)
+        if conn.broken:
+            self._outcome(req, "connection_lost")
+            req.pool.release(conn, CONNECTION_LOST)
+        else:
+            self._outcome(req, "ok")
+            req.pool.release(conn)
+
+    # what the pools and the proxy call on a request's query class
+    def fail(self, req: Request, code: int) -> None:
+        self._outcome(req, "not_started:" + CODES[code])
+
+    def lost(self, req: Request) -> None:
+        self._outcome(req, "connection_lost")
+        req.pool.release(req.conn, CONNECTION_LOST)
+
+    def read_only(self, req: Request) -> None:  # sessions do not write: never called
+        raise AssertionError("a held session does not write")
+
+    def _outcome(self, req: Request, outcome: str) -> None:
+        tx = req.tx
+        self.outcomes.append(
+            {
+                "session": req.session,
+                "began_t": tx.start if tx is not None else None,
+                "end_t": self.env._now,
+                "outcome": outcome,
+                "terminated_t": None if tx is None or math.isnan(tx.ended) else tx.ended,
+            }
+        )
+
+    def log(self) -> dict[str, Any]:
+        return {
+            "event": self.index,
+            "action": self.ev.action,
+            "service": self.ev.service,
+            "sessions": self.ev.sessions,
+            "began_t": list(self.began_t),
+            "terminated": [(tx.start, tx.ended) for tx in self.txs if not math.isnan(tx.ended)],
+            "outcomes": list(self.outcomes),
+        }
+
+
+def schedule_sessions(sim: Sim, ev: Any, index: int) -> None:
+    sim.sessions.append(HeldSessions(sim, ev, index))
