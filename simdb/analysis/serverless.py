@@ -62,7 +62,7 @@ def serverless_summary(log: dict[str, Any] | None, start: float, end: float) -> 
         "resumes": 0,
         "paused_s": 0.0,
         "pinned_s": 0.0,
-        "provisioned": {"instance_classes": {}, "cost_usd": 0.0},
+        "provisioned": {"instance_classes": {}, "cost_usd": 0.0, "saving_usd": 0.0},
         "instances": {},
     }
     if log is None:
@@ -110,6 +110,10 @@ def serverless_summary(log: dict[str, Any] | None, start: float, end: float) -> 
             "provisioned": {
                 "instance_classes": {n: r["provisioned_class"] for n, r in per.items()},
                 "cost_usd": rnd(sum(r["provisioned_cost_usd"] for r in rows)),
+                # what Serverless v2 saved against the provisioned instances (negative: it cost more)
+                "saving_usd": rnd(
+                    sum(r["provisioned_cost_usd"] for r in rows) - sum(r["cost_usd"] for r in rows)
+                ),
             },
             "instances": per,
         }
