@@ -515,6 +515,95 @@ def _cases() -> list[Case]:
             ["reserved_concurrency apply only to kind: lambda"],
         ),
         Case(
+            "serverless-without-range",
+            (x := edit(t, "writer: {class: db.r6g.large, az: a}", "writer: {class: db.serverless, az: a}")),
+            line_of(x, "writer:"),
+            "cluster.writer.class",
+            ["db.serverless needs the cluster's capacity range: cluster.serverless {min_acu, max_acu}"],
+        ),
+        Case(
+            "serverless-range-without-serverless-instance",
+            (
+                x := edit(
+                    t,
+                    "  topology: aurora\n",
+                    "  topology: aurora\n  serverless: {min_acu: 0.5, max_acu: 8}\n",
+                )
+            ),
+            line_of(x, "serverless:"),
+            "cluster.serverless",
+            ["this cluster has none; set the writer's or a reader's class to db.serverless"],
+        ),
+        Case(
+            "serverless-acu-not-half-step",
+            (
+                x := edit(
+                    t,
+                    "  topology: aurora\n  writer: {class: db.r6g.large, az: a}\n",
+                    "  topology: aurora\n  writer: {class: db.serverless, az: a}\n"
+                    "  serverless: {min_acu: 0.3, max_acu: 8}\n",
+                )
+            ),
+            line_of(x, "serverless:"),
+            "cluster.serverless.min_acu",
+            ["0.3 is not a multiple of 0.5 ACU"],
+        ),
+        Case(
+            "serverless-min-above-max",
+            (
+                x := edit(
+                    t,
+                    "  topology: aurora\n  writer: {class: db.r6g.large, az: a}\n",
+                    "  topology: aurora\n  writer: {class: db.serverless, az: a}\n"
+                    "  serverless: {min_acu: 16, max_acu: 8}\n",
+                )
+            ),
+            line_of(x, "serverless:"),
+            "cluster.serverless",
+            ["min_acu (16) must be at most max_acu (8)"],
+        ),
+        Case(
+            "serverless-pause-without-min-0",
+            (
+                x := edit(
+                    t,
+                    "  topology: aurora\n  writer: {class: db.r6g.large, az: a}\n",
+                    "  topology: aurora\n  writer: {class: db.serverless, az: a}\n"
+                    "  serverless: {min_acu: 1, max_acu: 8, seconds_until_auto_pause: 600}\n",
+                )
+            ),
+            line_of(x, "serverless:"),
+            "cluster.serverless",
+            ["seconds_until_auto_pause applies only with min_acu 0"],
+        ),
+        Case(
+            "idle-timeout-on-mysql",
+            (
+                x := edit(
+                    t,
+                    "  engine: aurora-postgresql\n",
+                    "  engine: aurora-mysql\n  parameters: {idle_in_transaction_session_timeout: 60000}\n",
+                )
+            ),
+            line_of(x, "parameters:"),
+            "cluster.parameters.idle_in_transaction_session_timeout",
+            ["is a PostgreSQL parameter; aurora-mysql has none"],
+        ),
+        Case(
+            "idle-in-transaction-unknown-service",
+            (
+                x := edit(
+                    t,
+                    "  - {at: 2min, action: scale_service, service: api, tasks: 15}\n",
+                    "  - {at: 2min, action: scale_service, service: api, tasks: 15}\n"
+                    "  - {at: 1min, action: idle_in_transaction, service: apx, sessions: 2}\n",
+                )
+            ),
+            line_of(x, "action: idle_in_transaction"),
+            "events[1].service",
+            ["no service named 'apx'; did you mean 'api'?"],
+        ),
+        Case(
             "not-utf8",
             b"name: x\ndescription: caf\xe9\n",
             2,
