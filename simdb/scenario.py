@@ -479,7 +479,7 @@ Acu = Annotated[float, AfterValidator(_acu)]
 
 class ServerlessScaling(Strict):
     """How a Serverless v2 instance's capacity follows its load. AWS publishes no rates: every figure here
-    is assumed (FACTS: acu.scaling) and a parameter."""
+    is assumed (FACTS: acu.scaling, acu.controller) and a parameter."""
 
     interval: Duration = Field(
         1.0, ge=0.1, le=3600, description="capacity is re-evaluated this often; assumed 1 s"
@@ -532,7 +532,7 @@ class ServerlessScaling(Strict):
         ge=0,
         le=86400,
         description="a transaction open for longer than this keeps the capacity it began under: the instance "
-        "does not scale below it until the transaction ends (FACTS: acu.idle_txn, the mechanism assumed); "
+        "does not scale below it until the transaction ends (FACTS: acu.idle_txn; the mechanism is assumed); "
         "assumed 30 s",
     )
 
@@ -571,14 +571,14 @@ class Serverless(Strict):
         "classes have 8 GiB per vCPU, so 0.25 vCPU per ACU (assumed)",
     )
     price_per_acu_hour: float = Field(
-        0.12, ge=0, le=100, description="US$ per ACU-hour; 0.12 (FACTS: acu.price, region-dependent)"
+        0.12, ge=0, le=100, description="US$ per ACU-hour; 0.12 (FACTS: acu.price; it depends on the Region)"
     )
     provisioned_price_per_gib_hour: float = Field(
         0.01625,
         ge=0,
         le=100,
         description="US$ per GiB of instance memory per hour for the provisioned comparison: db.r6g.large "
-        "(16 GiB) at US$0.26/h; assumed (FACTS: acu.provisioned_price, region-dependent)",
+        "(16 GiB) at US$0.26/h; assumed (FACTS: acu.provisioned_price; it depends on the Region)",
     )
     scaling: ServerlessScaling = Field(default_factory=ServerlessScaling)
 
