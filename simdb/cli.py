@@ -150,6 +150,21 @@ def _print_summary(result: Any, out: Path | None) -> None:
             f"lambda     {fn['invocations']} invocations, {fn['throttles']} throttles, {fn['cold_starts']} cold starts; "
             f"peak concurrency {fn['peak_concurrency']}"
         )
+    sv, tx = s["serverless"], s["transactions"]
+    if sv["instances"]:
+        paused = f"; paused {sv['paused_s']:.0f} s ({sv['pauses']} pauses)" if sv["pauses"] else ""
+        lines.append(
+            f"serverless {sv['acu_hours']:.2f} ACU-hours, US${sv['cost_usd']:.2f} (provisioned "
+            f"{', '.join(sorted(set(sv['provisioned']['instance_classes'].values())))}: "
+            f"US${sv['provisioned']['cost_usd']:.2f}); capacity peak {sv['peak_acu']:g}, final "
+            f"{sv['final_acu']:g} ACU; held up by open transactions {sv['pinned_s']:.0f} s{paused}"
+        )
+    if tx["held_sessions"] or tx["terminated"]:
+        began = sum(h["began"] for h in tx["held_sessions"])
+        lines.append(
+            f"sessions   {began} held open by events; {tx['terminated']} ended by "
+            f"idle_in_transaction_session_timeout"
+        )
     for check in s["expect"]:
         lines.append(
             f"expect     {'PASS' if check['passed'] else 'FAIL'}  {check['check']}  (value {check['value']})"

@@ -206,6 +206,7 @@ class Route:
     is_proxy = True
     read_only = False
     up = True
+    paused = False
     broken_before = -math.inf
 
     def __init__(self, proxy: Proxy, index: int, name: str, az: str) -> None:
