@@ -134,6 +134,10 @@ def default_max_connections(engine: str, instance_class: str, memory_gib: float)
     raise ValueError(f"unknown engine {engine!r}")
 
 
+SERVERLESS_CLASS = "db.serverless"  # Aurora Serverless v2's instance class
+GIB_PER_ACU = 2.0  # FACTS: acu.memory
+ACU_STEP = 0.5  # FACTS: acu.range
+
 # FACTS: acu.max_connections — Aurora PostgreSQL's Serverless v2 defaults by maximum ACU: 189 at 1, 823 at 4,
 # 1,669 at 8, 3,360 at 16 (a straight line in the maximum ACU), 5,000 from 32 up
 _SERVERLESS_PG_POINTS = ((1.0, 189), (16.0, 3360))
@@ -145,7 +149,7 @@ def serverless_max_connections(engine: str, min_acu: float, max_acu: float) -> i
     if engine == "aurora-mysql":
         # the published Serverless v2 values are those of the provisioned class with the same memory
         # (1 ACU = 2 GiB): 90 at 1 ACU, 135 at 4, then +1000 per doubling (FACTS: acu.max_connections)
-        return default_max_connections("aurora-mysql", "", 2.0 * max_acu)
+        return default_max_connections("aurora-mysql", "", GIB_PER_ACU * max_acu)
     (a0, c0), (a1, c1) = _SERVERLESS_PG_POINTS
     value = min(5000, round(c0 + (max_acu - a0) * (c1 - c0) / (a1 - a0)))
     if min_acu <= 0.5:

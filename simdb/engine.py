@@ -15,7 +15,7 @@ import numpy as np
 import simpy
 
 from . import rng
-from .catalog import INSTANCE_CLASSES, default_max_connections, serverless_max_connections
+from .catalog import INSTANCE_CLASSES, SERVERLESS_CLASS, default_max_connections, serverless_max_connections
 from .model.endpoints import Endpoint
 from .model.failover import Failovers
 from .model.faults import schedule_all, schedule_random_failures
@@ -103,7 +103,8 @@ class Sim:
         self.instances: list[Instance] = []
         serverless: list[ServerlessInstance] = []
         for index, (role, spec) in enumerate(specs):
-            if spec.class_ == "db.serverless":
+            inst: Instance
+            if spec.class_ == SERVERLESS_CLASS:
                 assert cluster.serverless is not None  # validated
                 limit = cluster.parameters.max_connections or serverless_max_connections(
                     cluster.engine, cluster.serverless.min_acu, cluster.serverless.max_acu
@@ -112,17 +113,13 @@ class Sim:
                     self, index, spec.name or role, role, spec.az, cluster.serverless, limit
                 )
                 serverless.append(inst)
-                self.instances.append(inst)
-                inst.tier = spec.tier
-                inst.custom_endpoint = spec.endpoint
-                continue
-            cls = INSTANCE_CLASSES[spec.class_]
-            memory = spec.memory_gib or cls.memory_gib
-            max_conn = cluster.parameters.max_connections or default_max_connections(
-                cluster.engine, cls.name, memory
-            )
-            self.instances.append(
-                Instance(
+            else:
+                cls = INSTANCE_CLASSES[spec.class_]
+                memory = spec.memory_gib or cls.memory_gib
+                max_conn = cluster.parameters.max_connections or default_max_connections(
+                    cluster.engine, cls.name, memory
+                )
+                inst = Instance(
                     self,
                     index,
                     spec.name or role,
@@ -133,9 +130,9 @@ class Sim:
                     max_conn,
                     cls.name,
                 )
-            )
-            self.instances[-1].tier = spec.tier
-            self.instances[-1].custom_endpoint = spec.endpoint
+            inst.tier = spec.tier
+            inst.custom_endpoint = spec.endpoint
+            self.instances.append(inst)
         writer, readers = self.instances[0], self.instances[1:]
         self.serverless: ServerlessFleet | None = None
         if serverless:
@@ -357,11 +354,7 @@ class Sim:
                 },
                 "serverless": self.serverless.log() if self.serverless is not None else None,
                 "sessions": [h.log() for h in self.sessions],
-                "terminated": {
-                    i.name: (list(i.terminated_t), list(i.terminated_service))
-                    for i in self.instances
-                    if i.terminated_t
-                },
+                "terminated": {i.name: list(i.terminated_t) for i in self.instances if i.terminated_t},
             },
         )
 

@@ -413,17 +413,17 @@ def serverless(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], 
     t = ts["time_s"]
     sv = summary["serverless"]
     low, high = sv["capacity_range"]
-    hours = t / 3600.0 if t.iloc[-1] >= 7200 else t
-    unit = "h" if t.iloc[-1] >= 7200 else "s"
+    # runs of 2 h or more are drawn in hours: the time axis, the warm-up band and the event markers
+    scale, unit = (3600.0, "h") if t.iloc[-1] >= 7200 else (1.0, "s")
+    x = t / scale
+    shift = {**summary, "warmup_s": (summary.get("warmup_s") or 0) / scale}
+    ev = events.assign(time_s=events["time_s"] / scale)
     fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
     fig.suptitle(f"{summary['scenario']} — Aurora Serverless v2 (seed {summary['seed']})")
-    shift = summary.copy()
-    shift["warmup_s"] = (summary.get("warmup_s") or 0) / (3600.0 if unit == "h" else 1.0)
-    ev = events.assign(time_s=events["time_s"] / (3600.0 if unit == "h" else 1.0))
     ax = axes[0]
     for name in sv["instances"]:
         ax.step(
-            hours,
+            x,
             ts[f"ServerlessDatabaseCapacity.{name}"],
             where="post",
             lw=1.3,
@@ -433,7 +433,7 @@ def serverless(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], 
     ax.axhline(low, color="tab:green", ls="-.", lw=1.0, label=f"min_acu ({low:g})")
     ax.set_ylabel("capacity (ACU)")
     right = ax.twinx()
-    right.plot(hours, ts["ACUUtilization"], lw=0.8, color="tab:gray", alpha=0.6)
+    right.plot(x, ts["ACUUtilization"], lw=0.8, color="tab:gray", alpha=0.6)
     right.set_ylabel("ACUUtilization (%)")
     right.set_ylim(0, 105)
     ax.set_title(
@@ -444,25 +444,25 @@ def serverless(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], 
     _event_labels(ax, ev)
     ax.legend(loc="upper left", fontsize=7)
     ax = axes[1]
-    ax.plot(hours, ts["CPUUtilization"], lw=1.0, label="CPUUtilization (% of max capacity's CPU)")
-    ax.plot(hours, ts["Requests"], lw=1.0, label="requests / s (ok)")
+    ax.plot(x, ts["CPUUtilization"], lw=1.0, label="CPUUtilization (% of max capacity's CPU)")
+    ax.plot(x, ts["Requests"], lw=1.0, label="requests / s (ok)")
     ax.set_ylabel("% ; requests / s")
     right = ax.twinx()
-    right.plot(hours, ts["DatabaseConnections"], lw=1.0, color="tab:orange", label="DatabaseConnections")
+    right.plot(x, ts["DatabaseConnections"], lw=1.0, color="tab:orange", label="DatabaseConnections")
     right.set_ylabel("connections (count)")
     right.legend(loc="upper right", fontsize=7)
     ax.set_title("What drives it: load and connections")
     _decorate(ax, ev, shift, label=False)
     ax.legend(loc="upper left", fontsize=7)
     ax = axes[2]
-    ax.plot(hours, ts["ServerlessCostUSD"], lw=1.3, label=f"Serverless v2 (US${sv['cost_usd']:.2f})")
+    ax.plot(x, ts["ServerlessCostUSD"], lw=1.3, label=f"Serverless v2 (US${sv['cost_usd']:.2f})")
     prov = sv["provisioned"]
     # a provisioned instance costs the same every second: its cost over the measured time, spread evenly
     per_s = prov["cost_usd"] / max(summary["duration_s"] - (summary.get("warmup_s") or 0), 1e-9)
     step = t.iloc[1] - t.iloc[0] if len(t) > 1 else 0.0
     classes = ", ".join(sorted(set(prov["instance_classes"].values())))
     ax.plot(
-        hours,
+        x,
         (t + step) * per_s,
         lw=1.0,
         ls="--",

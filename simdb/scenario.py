@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from .catalog import AURORA_CLASSES, ENGINES, INSTANCE_CLASSES
+from .catalog import ACU_STEP, AURORA_CLASSES, ENGINES, INSTANCE_CLASSES, SERVERLESS_CLASS
 from .errors import ScenarioError, one_line
 from .units import DURATION_HELP, RATE_HELP, parse_duration, parse_rate
 
@@ -462,10 +462,6 @@ class Proxy(Strict):
                 f"max_connections_percent ({self.max_connections_percent:g})"
             )
         return self
-
-
-SERVERLESS_CLASS = "db.serverless"
-ACU_STEP = 0.5
 
 
 def _acu(value: float) -> float:

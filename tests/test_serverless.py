@@ -199,7 +199,7 @@ def test_the_timeout_ends_query_transactions_that_idle_longer(timeout_ms, lost) 
         # every transaction is ended 2 s into its 5 s idle; the commit then fails connection_lost
         assert (done["code"] == "connection_lost").all()
         sim_raw = simulate(s)
-        ended = np.asarray(sim_raw.extra["terminated"]["writer"][0])
+        ended = np.asarray(sim_raw.extra["terminated"]["writer"])
         assert len(ended) >= len(done)
         assert result.summary["transactions"]["terminated"] == len(ended)
     else:

@@ -8,14 +8,14 @@ db.r6g class with at least the memory of the peak capacity (2 GiB per ACU) and p
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
 
-from ..catalog import INSTANCE_CLASSES
+from ..catalog import GIB_PER_ACU, INSTANCE_CLASSES
 from .steps import rnd
 
-GIB_PER_ACU = 2.0  # FACTS: acu.memory
 _R6G = sorted(
     (c for c in INSTANCE_CLASSES.values() if c.name.startswith("db.r6g.")), key=lambda c: c.memory_gib
 )
@@ -41,6 +41,11 @@ def capacity_stats(t: np.ndarray, v: np.ndarray, start: float, end: float) -> di
         "final": float(final),
         "paused_s": float(lengths[v == 0].sum()),
     }
+
+
+def _in_window(times: Any, start: float, end: float) -> int:
+    t = np.asarray(times, dtype=np.float64)
+    return int(((t >= start) & (t <= end)).sum())
 
 
 def provisioned_class(peak_acu: float) -> Any:
@@ -75,8 +80,6 @@ def serverless_summary(log: dict[str, Any] | None, start: float, end: float) -> 
         t = np.frombuffer(inst["acu_t"], dtype=np.float64)
         v = np.frombuffer(inst["acu_v"], dtype=np.float64)
         st = capacity_stats(t, v, start, end)
-        pauses = np.asarray(inst["pauses_t"], dtype=np.float64)
-        resumes = np.asarray(inst["resumes_t"], dtype=np.float64)
         acu_hours = st["acu_s"] / 3600.0
         cls = provisioned_class(st["peak"])
         per[name] = {
@@ -86,8 +89,8 @@ def serverless_summary(log: dict[str, Any] | None, start: float, end: float) -> 
             "min_acu": rnd(st["min"]),
             "final_acu": rnd(st["final"]),
             "cost_usd": rnd(acu_hours * price),
-            "pauses": int(((pauses >= start) & (pauses <= end)).sum()),
-            "resumes": int(((resumes >= start) & (resumes <= end)).sum()),
+            "pauses": _in_window(inst["pauses_t"], start, end),
+            "resumes": _in_window(inst["resumes_t"], start, end),
             "paused_s": rnd(st["paused_s"]),
             "pinned_s": rnd(inst["pinned_s"]),
             "provisioned_class": cls.name,
@@ -134,17 +137,11 @@ def cost_timeseries(ts: dict[str, np.ndarray], log: dict[str, Any] | None, inter
 
 def transactions_summary(extra: dict[str, Any], timeout_s: float, start: float, end: float) -> dict[str, Any]:
     """Sessions ended by idle_in_transaction_session_timeout, and what each held-session event did."""
-    terminated = [
-        np.asarray(times, dtype=np.float64) for times, _services in extra.get("terminated", {}).values()
-    ]
-    all_t = np.concatenate(terminated) if terminated else np.zeros(0)
+    per_instance = [np.asarray(times, dtype=np.float64) for times in extra.get("terminated", {}).values()]
+    all_t = np.concatenate(per_instance) if per_instance else np.zeros(0)
     events = []
     for log in extra.get("sessions", []):
-        outcomes = log["outcomes"]
         held = [ended - began for began, ended in log["terminated"]]
-        counts: dict[str, int] = {}
-        for o in outcomes:
-            counts[o["outcome"]] = counts.get(o["outcome"], 0) + 1
         events.append(
             {
                 "event": log["event"],
@@ -152,13 +149,13 @@ def transactions_summary(extra: dict[str, Any], timeout_s: float, start: float, 
                 "service": log["service"],
                 "sessions": log["sessions"],
                 "began": len(log["began_t"]),
-                "ended": counts,
+                "ended": dict(Counter(log["outcomes"])),
                 "terminated": len(held),
                 "terminated_after_s": [rnd(h) for h in held],
             }
         )
     return {
         "idle_in_transaction_session_timeout_s": rnd(timeout_s),
-        "terminated": int(((all_t >= start) & (all_t <= end)).sum()),
+        "terminated": _in_window(all_t, start, end),
         "held_sessions": events,
     }

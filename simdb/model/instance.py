@@ -114,7 +114,6 @@ class Instance:
         self._terminate_callbacks = (self._terminate,)
         self.open_tx: set[HeldTx] = set()  # tracked only where something needs them (timeout, serverless)
         self.terminated_t: list[float] = []  # sessions ended by the idle-in-transaction timeout
-        self.terminated_service: list[int] = []
 
     def _advance(self, now: float) -> None:
         dt = now - self._t
@@ -228,7 +227,6 @@ class Instance:
         now = self.env._now
         tx.ended = now
         self.terminated_t.append(now)
-        self.terminated_service.append(conn.service)
         self.disconnect(conn.service, conn.id)
         if tx.label is not None:
             self.sim.rec.event(

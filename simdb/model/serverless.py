@@ -28,14 +28,13 @@ from array import array
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from ..catalog import ACU_STEP, GIB_PER_ACU, SERVERLESS_CLASS
 from .instance import NORMAL, Instance
 
 if TYPE_CHECKING:
     from ..engine import Sim
     from ..scenario import Serverless
 
-GIB_PER_ACU = 2.0  # FACTS: acu.memory
-ACU_STEP = 0.5  # FACTS: acu.range
 RESUMED_ACU = 0.5  # assumed: a resumed instance starts at the smallest running capacity
 
 
@@ -77,7 +76,15 @@ class ServerlessInstance(Instance):
         # CPUUtilization of a Serverless v2 instance is relative to the CPU of the maximum capacity
         # (FACTS: acu.metrics), so `vcpu` is that CPU
         super().__init__(
-            sim, index, name, role, az, max_vcpu, GIB_PER_ACU * spec.max_acu, max_connections, "db.serverless"
+            sim,
+            index,
+            name,
+            role,
+            az,
+            max_vcpu,
+            GIB_PER_ACU * spec.max_acu,
+            max_connections,
+            SERVERLESS_CLASS,
         )
         self.acu = self.floor_acu
         self.level = self.acu
@@ -309,16 +316,13 @@ class ServerlessInstance(Instance):
         if self.connections == 0:
             self._now_idle()
 
-    def log(self, now: float) -> dict[str, Any]:
+    def log(self) -> dict[str, Any]:
         return {
             "acu_t": self.acu_t,
             "acu_v": self.acu_v,
             "pauses_t": self.pauses_t,
             "resumes_t": self.resumes_t,
             "pinned_s": self.pinned_s,
-            "max_acu": self.max_acu,
-            "min_acu": self.min_acu,
-            "vcpu": self.vcpu,
         }
 
 
@@ -370,10 +374,9 @@ class ServerlessFleet:
         rows.setdefault("ACUUtilization", []).append(total_util / n)
 
     def log(self) -> dict[str, Any]:
-        now = self.env.now
         spec = self.spec
         return {
-            "instances": {i.name: i.log(now) for i in self.instances},
+            "instances": {i.name: i.log() for i in self.instances},
             "price_per_acu_hour": spec.price_per_acu_hour,
             "provisioned_price_per_gib_hour": spec.provisioned_price_per_gib_hour,
             "min_acu": spec.min_acu,

@@ -48,10 +48,9 @@ class HeldSessions:
         via = self.service.spec.connect_via
         self.route_slot = routes.index(via) if via in routes else 0
         self._end_callbacks = (self._end,)
-        # one row per session: when its transaction began and ended, and how (a CODES name, or not_started)
-        self.began_t: list[float] = []
-        self.txs: list[Any] = []
-        self.outcomes: list[dict[str, Any]] = []
+        self.began_t: list[float] = []  # when each session's transaction began
+        self.txs: list[Any] = []  # their handles: when the server ended them
+        self.outcomes: list[str] = []  # how each that ended did: ok, connection_lost, not_started:<code>
         self.env.process(self._start())
 
     def _start(self):  # type: ignore[no-untyped-def]
@@ -99,34 +98,22 @@ class HeldSessions:
         conn = req.conn
         conn.instance.hold_ends(req.tx)
         if conn.broken:
-            self._outcome(req, "connection_lost")
+            self.outcomes.append("connection_lost")
             req.pool.release(conn, CONNECTION_LOST)
         else:
-            self._outcome(req, "ok")
+            self.outcomes.append("ok")
             req.pool.release(conn)
 
     # what the pools and the proxy call on a request's query class
     def fail(self, req: Request, code: int) -> None:
-        self._outcome(req, "not_started:" + CODES[code])
+        self.outcomes.append("not_started:" + CODES[code])
 
     def lost(self, req: Request) -> None:
-        self._outcome(req, "connection_lost")
+        self.outcomes.append("connection_lost")
         req.pool.release(req.conn, CONNECTION_LOST)
 
     def read_only(self, req: Request) -> None:  # sessions do not write: never called
         raise AssertionError("a held session does not write")
-
-    def _outcome(self, req: Request, outcome: str) -> None:
-        tx = req.tx
-        self.outcomes.append(
-            {
-                "session": req.session,
-                "began_t": tx.start if tx is not None else None,
-                "end_t": self.env._now,
-                "outcome": outcome,
-                "terminated_t": None if tx is None or math.isnan(tx.ended) else tx.ended,
-            }
-        )
 
     def log(self) -> dict[str, Any]:
         return {
