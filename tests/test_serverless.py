@@ -319,3 +319,11 @@ def test_cost_compares_with_the_provisioned_class_of_the_peak_memory() -> None:
     assert prov["cost_usd"] == pytest.approx(memory * 0.01625 * 24, rel=1e-6)
     assert prov["saving_usd"] == pytest.approx(prov["cost_usd"] - summary["cost_usd"], abs=1e-5)
     assert math.isclose(summary["cost_usd"], summary["acu_hours"] * 0.12, rel_tol=1e-5)
+
+
+def test_pinned_time_counts_only_the_measured_window() -> None:
+    # the sessions go idle at 55 min and pin from 55.5 min: a 1 h warm-up cuts at most the 270 s up to 1 h
+    full = simdb.run("serverless-idle-in-transaction").summary["serverless"]["pinned_s"]
+    cut = simdb.run("serverless-idle-in-transaction", overrides=["warmup=1h"]).summary["serverless"]
+    assert 0 < full - cut["pinned_s"] <= 3600 - (55 * 60 + 30)
+    assert cut["pinned_s"] <= 3 * 3600 - 3600

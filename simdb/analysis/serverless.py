@@ -92,7 +92,8 @@ def serverless_summary(log: dict[str, Any] | None, start: float, end: float) -> 
             "pauses": _in_window(inst["pauses_t"], start, end),
             "resumes": _in_window(inst["resumes_t"], start, end),
             "paused_s": rnd(st["paused_s"]),
-            "pinned_s": rnd(inst["pinned_s"]),
+            # each pinned controller interval ends at its logged time: those ending in (start, end]
+            "pinned_s": rnd(log["interval"] * _in_window(inst["pinned_t"], start + 1e-9, end)),
             "provisioned_class": cls.name,
             "provisioned_cost_usd": rnd(cls.memory_gib * gib_price * hours),
         }

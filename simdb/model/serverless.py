@@ -105,7 +105,8 @@ class ServerlessInstance(Instance):
         self.resumes_t: list[float] = []  # when each resume finished
         self.idle_since: float | None = 0.0
         self._pause_callbacks = (self._pause_check,)
-        self.pinned_s = 0.0  # time open transactions held capacity above what the load needed
+        # ends of the controller intervals in which open transactions held capacity above what the load needed
+        self.pinned_t = array("d")
         self.group: list[ServerlessInstance] = [self]  # instances that pause and resume together
         self._last_work = 0.0
         # the work of the last cpu_window, per controller interval
@@ -218,7 +219,7 @@ class ServerlessInstance(Instance):
             held_since = now - scaling.pin_after
             pin = max((tx.acu for tx in self.open_tx if tx.start <= held_since), default=0.0)
         if pin > max(need, self.floor_acu) and pin >= self.acu:
-            self.pinned_s += dt
+            self.pinned_t.append(now)
         target = min(self.max_acu, max(need, pin, self.floor_acu))
         level = self.level
         if target > level:
@@ -322,7 +323,7 @@ class ServerlessInstance(Instance):
             "acu_v": self.acu_v,
             "pauses_t": self.pauses_t,
             "resumes_t": self.resumes_t,
-            "pinned_s": self.pinned_s,
+            "pinned_t": self.pinned_t,
         }
 
 
@@ -377,6 +378,7 @@ class ServerlessFleet:
         spec = self.spec
         return {
             "instances": {i.name: i.log() for i in self.instances},
+            "interval": spec.scaling.interval,
             "price_per_acu_hour": spec.price_per_acu_hour,
             "provisioned_price_per_gib_hour": spec.provisioned_price_per_gib_hour,
             "min_acu": spec.min_acu,
