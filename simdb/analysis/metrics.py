@@ -55,14 +55,15 @@ def latency_stats(latency_ms: np.ndarray) -> dict[str, Any]:
 
 
 def binned_percentiles(
-    bins: np.ndarray, values: np.ndarray, n_bins: int, qs: tuple[float, ...]
+    bins: np.ndarray, values: np.ndarray, n_bins: int, qs: tuple[float, ...], overwrite: bool = False
 ) -> list[np.ndarray]:
     """Quantiles ``qs`` (0..1, linear interpolation) of ``values`` per integer bin; NaN for empty bins.
 
     The values are grouped by bin (already so when the bins come from completion times, which the
     recorder writes in order), then each bin's values are sorted in place: one C sort per bin, much
     cheaper than an argsort of all values. With very many non-empty bins a single argsort by value,
-    then a stable one by bin, does the same without the loop.
+    then a stable one by bin, does the same without the loop. ``overwrite``: ``values`` is a temporary
+    the caller gives up, sorted in place instead of copied.
     """
     if values.size == 0:
         return [np.full(n_bins, np.nan) for _ in qs]
@@ -74,7 +75,10 @@ def binned_percentiles(
         order = np.argsort(values)
         v = values[order[np.argsort(bins[order], kind="stable")]]
     else:
-        v = values[np.argsort(bins, kind="stable")] if np.any(bins[1:] < bins[:-1]) else values.copy()
+        if np.any(bins[1:] < bins[:-1]):
+            v = values[np.argsort(bins, kind="stable")]
+        else:
+            v = values if overwrite else values.copy()
         for start, end in zip(starts[has].tolist(), ends[has].tolist(), strict=True):
             v[start:end].sort()
     out = []
@@ -225,21 +229,36 @@ class Analysis:
             if c["t_end"].size
             else np.zeros(0, np.int64)
         )
-        ts["Requests"] = np.bincount(bins[self.ok], minlength=n)[:n] / interval
-        ts["Errors"] = np.bincount(bins[~self.ok], minlength=n)[:n] / interval
-        for si, name in enumerate(raw.services):
-            mine = self.service == si
-            ts[f"Requests.{name}"] = np.bincount(bins[mine & self.ok], minlength=n)[:n] / interval
-            ts[f"Errors.{name}"] = np.bincount(bins[mine & ~self.ok], minlength=n)[:n] / interval
-        for code in np.unique(c["code"][~self.ok]):
-            ts[f"Errors.{CODES[code]}"] = np.bincount(bins[c["code"] == code], minlength=n)[:n] / interval
-        ok_bins, ok_lat = bins[self.ok], self.latency_ms[self.ok]
-        ts["LatencyP50"], ts["LatencyP99"] = binned_percentiles(ok_bins, ok_lat, n, (0.50, 0.99))
-        acquired = ~np.isnan(c["t_acquired"])
-        wait_ms = (c["t_acquired"][acquired] - c["t_arrive"][acquired]) * 1000.0
-        (ts["AcquireWaitP99"],) = binned_percentiles(
-            np.minimum((c["t_acquired"][acquired] / interval).astype(np.int64), n - 1), wait_ms, n, (0.99,)
+        # one pass each: counts per (service, ok or not, bin), then per (error code, bin)
+        n_svc = len(raw.services)
+        by_svc = np.bincount((self.service * 2 + ~self.ok) * n + bins, minlength=n_svc * 2 * n).reshape(
+            n_svc, 2, n
         )
+        ts["Requests"] = by_svc[:, 0].sum(axis=0) / interval
+        ts["Errors"] = by_svc[:, 1].sum(axis=0) / interval
+        for si, name in enumerate(raw.services):
+            ts[f"Requests.{name}"] = by_svc[si, 0] / interval
+            ts[f"Errors.{name}"] = by_svc[si, 1] / interval
+        failed_codes = c["code"][~self.ok].astype(np.int64)
+        if failed_codes.size:
+            by_code = np.bincount(failed_codes * n + bins[~self.ok], minlength=len(CODES) * n).reshape(
+                len(CODES), n
+            )
+            for code in np.unique(failed_codes):
+                ts[f"Errors.{CODES[code]}"] = by_code[code] / interval
+        ok_bins, ok_lat = bins[self.ok], self.latency_ms[self.ok]
+        ts["LatencyP50"], ts["LatencyP99"] = binned_percentiles(
+            ok_bins, ok_lat, n, (0.50, 0.99), overwrite=True
+        )
+        acquired = ~np.isnan(c["t_acquired"])
+        if acquired.all():  # the common case: skip three full-size copies
+            t_acq, t_arr = c["t_acquired"], c["t_arrive"]
+        else:
+            t_acq, t_arr = c["t_acquired"][acquired], c["t_arrive"][acquired]
+        wait_ms = t_acq - t_arr
+        wait_ms *= 1000.0
+        acq_bins = np.minimum((t_acq / interval).astype(np.int64), n - 1)
+        (ts["AcquireWaitP99"],) = binned_percentiles(acq_bins, wait_ms, n, (0.99,), overwrite=True)
         for k, v in samples.items():
             if (
                 k.startswith(("Tasks.", "Environments.", "ServerlessDatabaseCapacity", "ACUUtilization"))
@@ -268,20 +287,25 @@ class Analysis:
         }
         measured_s = self.duration - self.warmup
 
+        latency = latency_stats(self.latency_ms[ok_w])
+        n_ok = int(ok_w.sum())
         by_query: dict[str, Any] = {}
         names = [q.name for q in raw.queries]
         for qi, q in enumerate(raw.queries):
             key = q.name if names.count(q.name) == 1 else f"{q.service}:{q.name}"
             mine = c["query"] == qi
+            ok_mine = ok_w & mine
+            n_ok_mine = int(ok_mine.sum())
             by_query[key] = {
                 "service": q.service,
                 "kind": q.kind,
                 "route": q.route,
                 "total": int((w & mine).sum()),
-                "ok": int((ok_w & mine).sum()),
+                "ok": n_ok_mine,
                 "failed": int((failed_w & mine).sum()),
                 "retries": int(raw.extra.get("retried", {}).get(qi, 0)),
-                "latency_ms": latency_stats(self.latency_ms[ok_w & mine]),
+                # a query that all successes belong to has the run's percentiles: no second partition
+                "latency_ms": dict(latency) if n_ok_mine == n_ok else latency_stats(self.latency_ms[ok_mine]),
             }
 
         acquired = w & ~np.isnan(c["t_acquired"])
@@ -300,14 +324,14 @@ class Analysis:
             **({"warmup_auto": self.warmup_auto} if self.warmup_auto is not None else {}),
             "requests": {
                 "total": int(w.sum()),
-                "ok": int(ok_w.sum()),
+                "ok": n_ok,
                 "failed": int(failed_w.sum()),
                 "errors": {code: errors[code] for code in ERROR_CODES},
-                "throughput_per_s": rnd(ok_w.sum() / measured_s),
+                "throughput_per_s": rnd(n_ok / measured_s),
                 "retries": int(sum(raw.extra.get("retried", {}).values())),
                 "in_flight_at_end": raw.in_flight_at_end,
             },
-            "latency_ms": latency_stats(self.latency_ms[ok_w]),
+            "latency_ms": latency,
             "by_query": by_query,
             "connections": self._connections(),
             "pool": {
@@ -689,13 +713,14 @@ def downtime_windows(
     Requests of every client are merged: one success anywhere ends a window. Windows shorter than
     ``min_window_s`` (after clipping) are dropped.
     """
-    if t_end.size == 0:
+    if t_end.size == 0 or ok.all():
         return []
-    order = np.argsort(t_end, kind="stable")
-    t, good = t_end[order], ok[order]
+    if np.all(t_end[1:] >= t_end[:-1]):  # the recorder writes in completion order
+        t, good = t_end, ok
+    else:
+        order = np.argsort(t_end, kind="stable")
+        t, good = t_end[order], ok[order]
     bad = np.flatnonzero(~good)
-    if bad.size == 0:
-        return []
     previous_ok = np.r_[True, good[:-1]]
     first_bad = bad[previous_ok[bad]]
     good_idx = np.flatnonzero(good)
