@@ -9,7 +9,6 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from .analysis.metrics import Analysis, ExpectationError, evaluate_expectations,
 from .analysis.replications import aggregate, flatten, interval, means
 from .engine import Sim, simulate
 from .errors import ScenarioError, SimdbError
+from .parallel import Workers
 from .scenario import Scenario, expect_error, from_raw, load, resolved
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -238,19 +238,6 @@ def run(
     return result
 
 
-class _InProcess:
-    """The executor interface, run one by one in this process (``workers=1``: no child processes)."""
-
-    def __enter__(self) -> _InProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def map(self, fn: Callable[..., Any], *iterables: Any) -> list[Any]:
-        return list(map(fn, *iterables))
-
-
 def summary_for_seed(data: dict[str, Any], seed: int) -> dict[str, Any]:
     """The summary of resolved scenario ``data`` run with ``seed`` (what a worker process computes)."""
     return Analysis(simulate(from_raw(data, seed=seed))).summary()
@@ -311,12 +298,14 @@ def run_replications(
         check_out(out)
     data = resolved(s)
     cap = max(replications, max_replications) if precision is not None else replications
-    workers = max(1, min(workers or os.cpu_count() or 1, cap - 1))
+    workers = max(1, min(workers or os.cpu_count() or 1, cap))
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _InProcess() as pool:
+    with Workers(workers) as pool:
         seeds = [s.seed + i for i in range(replications)]
-        others = pool.map(summary_for_seed, [data] * (replications - 1), seeds[1:])
-        first = run(s, plots=False)  # meanwhile, in this process: the run whose tables are kept
+        # this process runs the replication whose tables are kept; the others are summaries only
+        first, others = pool.run(
+            summary_for_seed, [(data, x) for x in seeds[1:]], local=lambda: run(s, plots=False)
+        )
         summaries = [first.summary, *others]
         while precision is not None and len(summaries) < cap:
             widths = [relative_half_width(summaries, m) for m in metrics]
@@ -328,7 +317,7 @@ def run_replications(
             wanted = math.ceil(n * (max(widths) / precision) ** 2) if math.isfinite(max(widths)) else 2 * n
             more = min(cap, max(wanted, n + 2)) - n
             new = [s.seed + i for i in range(n, n + more)]
-            summaries += list(pool.map(summary_for_seed, [data] * more, new))
+            summaries += pool.map(summary_for_seed, [(data, x) for x in new])
             seeds += new
     replications = len(summaries)
     agg = aggregate([{k: v for k, v in x.items() if k not in ("seed", "expect")} for x in summaries])
@@ -461,9 +450,8 @@ def compare(
     seeds = [a.seed + i for i in range(replications)]
     data_a, data_b = resolved(a), resolved(b)
     workers = max(1, min(workers or os.cpu_count() or 1, 2 * replications))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        jobs = [(data, s) for s in seeds for data in (data_a, data_b)]
-        summaries = list(pool.map(summary_for_seed, [d for d, _ in jobs], [s for _, s in jobs]))
+    with Workers(workers) as pool:
+        summaries = pool.map(summary_for_seed, [(data, s) for s in seeds for data in (data_a, data_b)])
     rows = []
     for i, s in enumerate(seeds):
         rows.append({"replication": i, "seed": s, "variant": "A", **flatten(summaries[2 * i])})

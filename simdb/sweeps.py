@@ -10,7 +10,6 @@ import itertools
 import json
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import yaml
 from .analysis.replications import flatten, interval
 from .api import prepare, summary_for_seed, write_folder
 from .errors import ScenarioError, SimdbError
+from .parallel import Workers
 from .scenario import Scenario, resolved
 
 PLOT_METRICS = (
@@ -123,14 +123,12 @@ def sweep(
         rows = _run_dask(scheduler, [datas[p] for p, _ in jobs], [seeds[r] for _, r in jobs], progress)
     else:
         n_workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            rows = []
-            for i, row in enumerate(
-                pool.map(_point_summary, [datas[p] for p, _ in jobs], [seeds[r] for _, r in jobs])
-            ):
-                rows.append(row)
-                if progress is not None:
-                    progress((i + 1) / len(jobs))
+        with Workers(n_workers) as pool:
+            rows = pool.map(
+                _point_summary,
+                [(datas[p], seeds[r]) for p, r in jobs],
+                progress=None if progress is None else lambda done, total: progress(done / total),
+            )
     table = pd.DataFrame(
         [
             {
