@@ -106,3 +106,42 @@ def test_bad_grids_are_scenario_errors(tmp_path: Path) -> None:
         )
     )
     assert "services[0].pool.max_size" in line
+
+
+def test_a_killed_dask_worker_s_point_is_retried_not_lost(local) -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    import os
+    import signal
+    import threading
+    import time
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        ) as cluster,
+        distributed.Client(cluster) as observer,
+    ):
+        done: dict[str, sweeps.Sweep] = {}
+        worker = threading.Thread(
+            target=lambda: done.setdefault(
+                "sweep", sweeps.sweep(_small(), GRID, replications=2, scheduler=cluster.scheduler_address)
+            )
+        )
+        worker.start()
+        killed = None
+        deadline = time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline and worker.is_alive():
+            busy = {addr: keys for addr, keys in observer.processing().items() if keys}
+            if busy:
+                addr = sorted(busy)[0]
+                pid = observer.run(os.getpid, workers=[addr])[addr]
+                os.kill(pid, signal.SIGKILL)
+                killed = (addr, pid, list(busy[addr]))
+            else:
+                time.sleep(0.05)
+        worker.join(timeout=300)
+        assert killed is not None, "no point was ever processing on a worker"
+        # the point in the killed worker's hands was sent to a worker again
+        story = cluster.scheduler.story(killed[2][0])
+        assert sum(1 for entry in story if entry[2] == "processing") >= 2, story
+    pd.testing.assert_frame_equal(done["sweep"].table, local.table)
