@@ -204,7 +204,12 @@ def run(
         ),
     ] = 1,
     workers: Annotated[
-        int | None, typer.Option(min=1, max=1024, help="worker processes for replications (default: cores)")
+        int | None,
+        typer.Option(
+            min=1,
+            max=1024,
+            help="replications run at once: this process and W-1 worker processes (default: cores)",
+        ),
     ] = None,
     precision: Annotated[
         str | None,
@@ -304,7 +309,8 @@ def compare(
     seed: Annotated[int | None, typer.Option(help="first seed (default: A's)", min=0)] = None,
     duration: Annotated[str | None, typer.Option(help="simulated time for both")] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, max=1024, help="worker processes (default: cores)")
+        int | None,
+        typer.Option(min=1, max=1024, help="runs at once: this process and W-1 workers (default: cores)"),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="write compare.json, compare.csv, replications.csv here")
@@ -366,7 +372,10 @@ def sweep(
     seed: Annotated[int | None, typer.Option(help="first seed (overrides the file's)", min=0)] = None,
     duration: Annotated[str | None, typer.Option(help="simulated time of every run")] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, max=1024, help="local worker processes (default: cores)")
+        int | None,
+        typer.Option(
+            min=1, max=1024, help="runs at once locally: this process and W-1 workers (default: cores)"
+        ),
     ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="run on this Dask scheduler instead (tcp://host:8786)")
