@@ -58,6 +58,53 @@ def find_scenario(name_or_path: str | Path) -> Path:
     raise ScenarioError(f"no such file or bundled scenario; {hint}see `simdb list`", source=str(name_or_path))
 
 
+@dataclass(frozen=True)
+class LibraryEntry:
+    name: str
+    description: str  # first line
+    case: str | None = None  # simdb.cases id
+    role: str | None = None  # broken | fixed
+    fixes: str | None = None
+
+
+def library() -> list[LibraryEntry]:
+    """The bundled scenarios, grouped by course failure case (each fixed one after the broken one it
+    repairs), then the others by name. Unreadable files are listed, not raised."""
+    from .cases import CASES
+    from .scenario import read_raw
+
+    entries = []
+    for name, path in bundled().items():
+        try:
+            raw, _, _ = read_raw(path)
+        except SimdbError:
+            raw = None
+        if not isinstance(raw, dict):
+            entries.append(LibraryEntry(name, "(unreadable)"))
+            continue
+        lines = str(raw.get("description") or "").strip().splitlines()
+        case = raw.get("case") if isinstance(raw.get("case"), dict) else {}
+        entries.append(
+            LibraryEntry(
+                name,
+                lines[0] if lines else "",
+                case.get("id") if case.get("id") in CASES else None,
+                case.get("role"),
+                case.get("fixes"),
+            )
+        )
+    case_order = {c: i for i, c in enumerate(CASES)}
+    by_name = {e.name: e for e in entries}
+
+    def key(e: LibraryEntry) -> tuple:
+        if e.case is None:
+            return (len(case_order), "", 0, e.name)
+        anchor = e.fixes if e.role == "fixed" and e.fixes in by_name else e.name
+        return (case_order[e.case], anchor, 0 if e.role == "broken" else 1, e.name)
+
+    return sorted(entries, key=key)
+
+
 @dataclass
 class Result:
     """One run: the resolved scenario, summary.json as a dict, and the tables behind it."""

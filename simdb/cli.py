@@ -442,21 +442,23 @@ def validate(
 
 @app.command("list")
 def list_() -> None:
-    """The bundled scenarios with one-line descriptions."""
+    """The bundled scenarios: the course's failure cases, broken and fixed, then the others."""
     from . import api
-    from .scenario import read_raw
+    from .cases import CASES
 
-    for name, path in api.bundled().items():
-        try:
-            raw, _, _ = read_raw(path)
-        except SimdbError:
-            raw = None
-        if not isinstance(raw, dict):
-            description = "(unreadable)"
-        else:
-            lines = str(raw.get("description") or "").strip().splitlines()
-            description = lines[0] if lines else ""
-        typer.echo(f"{name:32s} {description}")
+    entries = api.library()
+    width = max((len(e.name) for e in entries), default=0)
+    current: str | None = "start"
+    for entry in entries:
+        if entry.case != current:
+            header = (
+                "Other scenarios"
+                if entry.case is None
+                else "{0.title}  ({0.source})".format(CASES[entry.case])
+            )
+            typer.echo(header if current == "start" else "\n" + header)
+            current = entry.case
+        typer.echo(f"  {entry.role or '':7s} {entry.name:{width}s}  {entry.description}")
 
 
 @app.command()

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from .cases import CASES
 from .catalog import ACU_STEP, AURORA_CLASSES, ENGINES, INSTANCE_CLASSES, SERVERLESS_CLASS
 from .errors import ScenarioError, one_line
 from .units import DURATION_HELP, RATE_HELP, parse_duration, parse_rate
@@ -1282,6 +1283,16 @@ def _expect_syntax(check: str) -> str:
 ExpectCheck = Annotated[str, AfterValidator(_expect_syntax)]
 
 
+class CaseRef(Strict):
+    """The course failure case a scenario reproduces, and which side of it (`simdb list` groups by it)."""
+
+    id: Literal[tuple(CASES)] = Field(description="the failure case, one of simdb.cases.CASES")  # type: ignore[valid-type]
+    role: Literal["broken", "fixed"] = Field(
+        description="broken: shows the Detect signal; fixed: the same setup with the course's Fix"
+    )
+    fixes: Name | None = Field(None, description="role fixed: the broken scenario this one repairs")
+
+
 class Scenario(Strict):
     """A complete experiment: cluster, client fleets, timed events and the expected verdict."""
 
@@ -1291,6 +1302,7 @@ class Scenario(Strict):
 
     name: Name
     description: str = ""
+    case: CaseRef | None = Field(None, description="the course failure case this scenario reproduces")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="run seed; every random stream derives from it")
     duration: Duration = Field(
         600.0, gt=0, le=MAX_DURATION_S, description="simulated time; assumed default 10 min"

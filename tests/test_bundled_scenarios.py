@@ -54,3 +54,14 @@ def test_deploy_keeps_the_same_load_and_fleet_size(results) -> None:
         assert ts["Tasks.api"].iloc[0] == 40 and ts["Tasks.api"].iloc[-1] == 40
         events = results[name].events
         assert (events["kind"] == "deploy_wave").sum() == (2 if "overlap" in name else 4)
+
+
+def test_every_broken_case_scenario_has_a_fixed_one_that_names_it() -> None:
+    cases = {name: simdb.load_scenario(path).case for name, path in simdb.bundled().items()}
+    broken = {name: c for name, c in cases.items() if c is not None and c.role == "broken"}
+    fixed = {name: c for name, c in cases.items() if c is not None and c.role == "fixed"}
+    assert broken and fixed
+    for name, c in fixed.items():
+        assert c.fixes in broken, f"{name} fixes {c.fixes!r}, not a broken bundled scenario"
+        assert broken[c.fixes].id == c.id, f"{name} and {c.fixes} belong to different cases"
+    assert {c.fixes for c in fixed.values()} == set(broken), "a broken scenario without its fix"

@@ -19,6 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from simdb import api
+from simdb.cases import CASES
 from simdb.cli import app
 from simdb.errors import SimdbError
 
@@ -386,14 +387,32 @@ def test_validate_bad_file_exits_2_and_names_it(work: Path) -> None:
 # ---------------------------------------------------------------------------------------- list, schema
 
 
-def test_list_shows_the_bundled_scenarios_with_descriptions() -> None:
+def test_list_shows_the_bundled_scenarios_grouped_by_failure_case() -> None:
     proc = simdb("list")
     assert proc.returncode == 0, proc.stderr
-    rows = {line.split()[0]: line for line in proc.stdout.splitlines()}
+    rows, header_of = {}, {}
+    header = None
+    for line in proc.stdout.splitlines():
+        if not line.strip():
+            continue
+        if not line.startswith("  "):
+            header = line
+            continue
+        role, rest = (line[2:9].strip(), line[10:]) if line[2:9].strip() else (None, line[10:])
+        name, description = rest.split(None, 1)
+        rows[name] = (role, description)
+        header_of[name] = header
     assert set(rows) == set(BUNDLED)
     for name in BUNDLED:
-        description = yaml.safe_load(api.bundled()[name].read_text())["description"]
-        assert rows[name].split(None, 1)[1] == description.strip().splitlines()[0]
+        raw = yaml.safe_load(api.bundled()[name].read_text())
+        assert rows[name][1] == raw["description"].strip().splitlines()[0]
+        case = raw.get("case")
+        assert rows[name][0] == (case["role"] if case else None)
+        assert header_of[name] == (
+            CASES[case["id"]].title + f"  ({CASES[case['id']].source})" if case else "Other scenarios"
+        )
+    assert "course 000 case 1" in header_of["failover-dns-cache"]
+    assert header_of["failover-dns-fixed"] == header_of["failover-dns-cache"]
 
 
 def test_schema_is_a_json_schema_of_the_scenario_file() -> None:
