@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from . import __version__
+from . import __version__, report
 from .analysis.metrics import Analysis, ExpectationError, evaluate_expectations, lookup
 from .analysis.replications import aggregate, flatten, interval, means
 from .engine import Sim, simulate
@@ -149,6 +149,7 @@ class Result:
 
             plot_summary = self.first_summary or self.summary
             plotting.write_all(self.timeseries, self.events, plot_summary, folder / "plots")
+        report.write_run(self, folder)  # last: it embeds the plots and quotes scenario.resolved.yaml
 
 
 def write_folder(out: str | Path, write: Callable[[Path], None], marker: str = "summary.json") -> Path:
@@ -470,6 +471,7 @@ class Comparison:
         (folder / "compare.json").write_text(self.to_json())
         self.table.to_csv(folder / "compare.csv", index=False, float_format="%.9g")
         self.replications.to_csv(folder / "replications.csv", index=False, float_format="%.9g")
+        report.write_compare(self, folder)
 
 
 def compare(

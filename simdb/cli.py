@@ -102,6 +102,7 @@ def _print_replications(result: Any, out: Path | None) -> None:
         lines.append(
             f"results    {out}/  (summary.json, replications.csv; tables and plots of the first replication)"
         )
+        lines.append(f"report     {out / 'report.html'}")
     typer.echo("\n".join(lines))
 
 
@@ -176,6 +177,7 @@ def _print_summary(result: Any, out: Path | None) -> None:
             files = sorted((out / "plots").glob("*.png"), key=lambda p: (order.get(p.name, 2), p.name))
             pngs = ", ".join(f"{out}/plots/{p.name}" for p in files)
             lines.append(f"plots      {pngs}")
+        lines.append(f"report     {out / 'report.html'}")
     typer.echo("\n".join(lines))
 
 
@@ -352,6 +354,7 @@ def compare(
         )
     if result.out_dir is not None:
         lines.append(f"results    {result.out_dir}/  (compare.json, compare.csv, replications.csv)")
+        lines.append(f"report     {result.out_dir / 'report.html'}")
     typer.echo("\n".join(lines))
 
 
@@ -415,6 +418,7 @@ def sweep(
     typer.echo(
         f"results    {result.out_dir}/  (sweep.parquet, sweep.csv, sweep_summary.csv, sweep.json, plots/)"
     )
+    typer.echo(f"report     {result.out_dir / 'report.html'}")
 
 
 @app.command()

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from . import report
 from .analysis.replications import flatten, interval
 from .api import prepare, summary_for_seed, write_folder
 from .errors import ScenarioError, SimdbError
@@ -89,6 +90,7 @@ class Sweep:
             from .plots import sweep_plots
 
             sweep_plots(self, folder / "plots")
+        report.write_sweep(self, folder)  # after the plots, which it embeds
 
 
 def sweep(

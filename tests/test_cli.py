@@ -50,6 +50,7 @@ RESULT_FILES = {
     "requests.parquet",
     "events.csv",
     "scenario.resolved.yaml",
+    "report.html",
 }
 BUNDLED = tuple(sorted(api.bundled()))
 
@@ -124,7 +125,8 @@ def run_dir(work: Path) -> Path:
     assert lines[0].startswith("scenario   tiny (seed 3, 5 s simulated, first 1 s warm-up)")
     assert any(line.startswith("requests   ") and " 0 failed" in line for line in lines), proc.stdout
     assert "expect     PASS  requests.failed == 0  (value 0)" in lines
-    assert lines[-1].startswith(f"results    {out}/")
+    assert lines[-2].startswith(f"results    {out}/")
+    assert lines[-1] == f"report     {out}/report.html"
     return out
 
 
