@@ -263,8 +263,7 @@ def _fast_value(kind: tuple, s: Scenario) -> float | None:
         case ("max_connections",):
             return s.cluster.parameters.max_connections
         case ("vcpu", k):
-            spec = s.cluster.writer if k == 0 else s.cluster.readers[k - 1]
-            return spec.vcpu if spec.class_ != SERVERLESS_CLASS else None
+            return (s.cluster.writer if k == 0 else s.cluster.readers[k - 1]).vcpu
         case ("storage", "segment_repair"):
             return s.cluster.storage.segment_repair
         case ("storage", name):
@@ -286,7 +285,8 @@ def _set_fast(inputs: theory.PointInputs, kind: tuple, values: np.ndarray, insta
         case ("max_connections",):
             for inst in instances:
                 inputs.max_connections[inst.name] = values.astype(np.int64)
-        case ("vcpu", k):
+        case ("vcpu", k) if instances[k].instance_class != SERVERLESS_CLASS:
+            # a Serverless v2 instance's CPU follows its capacity range, not `vcpu`, as in the engine
             inputs.vcpu[instances[k].name] = values
         case ("storage", name):
             setattr(inputs, name, values)
@@ -306,8 +306,8 @@ def analytic(
     Swept fields the fast path knows (ECS tasks, pool max_size, a query's rate or cpu, max_connections, an
     instance's vcpu, storage failure rates) are validated once per value and enter the formulas as arrays
     over all points. For any other swept field the scenario is resolved once per combination of those
-    fields' values (about 10 ms each). A value is checked against the base scenario on its own, not in
-    combination with the other swept values; :func:`sweep` checks each point it simulates in full.
+    fields' values (a few milliseconds each). A fast value is validated at one grid point holding it, not
+    in every combination; :func:`sweep` validates each point it simulates in full.
     """
     axes = list(grid.items()) if isinstance(grid, dict) else parse_grid(grid)
     return _analytic(prepare(scenario, seed=seed, overrides=overrides, duration=duration), axes)
@@ -356,8 +356,10 @@ def _analytic(base: Scenario, axes: list[tuple[str, list[Any]]]) -> Analytic:
                 _set_fast(inputs, kind, parsed[k][idx[k][rows]], instances)  # type: ignore[index]
         for name, values in theory.evaluate_points(point, instances, inputs).items():
             columns.setdefault(name, np.full(n, np.nan))[rows] = values
-    # a block the summary would not have at any point (storage theory without random failures) is left out
-    columns = {name: col for name, col in columns.items() if not np.isnan(col).all()}
+    # a block the summary would have at no point (storage theory without random failures) is left out
+    columns = {
+        name: col for name, col in columns.items() if not (name.startswith("theory.") and np.isnan(col).all())
+    }
     feasible, reasons = _screen(columns, n)
     table = pd.DataFrame(
         {
