@@ -1,4 +1,5 @@
-"""Analytic expectations printed beside simulated values: Erlang C, Little's law, the connection budget.
+"""Analytic expectations printed beside simulated values: Erlang C, Little's law, the connection budget;
+and the same over arrays of scenario points (``*_vec``, :func:`evaluate_points`) to screen a sweep's grid.
 
 >>> round(erlang_c(1, 0.8), 6)   # M/M/1: P(wait) = rho
 0.8
@@ -301,7 +302,7 @@ def async_peak_lag_s(steps: list[tuple[float, float]], end: float, apply_rate: f
 #
 # The same formulas over numpy arrays, one element per scenario point, for screening a sweep's grid without
 # simulating it. Each mirrors its scalar function above step by step (same operations in the same order), so
-# the two agree to the last bit or nearly; the tests hold them to 1e-12.
+# the two agree to the last bit, or within 1e-12 where numpy's power differs from Python's.
 
 
 def erlang_b_vec(c: Any, a: Any) -> np.ndarray:
