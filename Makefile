@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_staleness.py
 	$(BIN)/python benchmarks/bench_replications.py
+	$(BIN)/python benchmarks/bench_analytic.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

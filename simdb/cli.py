@@ -384,11 +384,27 @@ def sweep(
         str | None, typer.Option(help="run on this Dask scheduler instead (tcp://host:8786)")
     ] = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="skip the PNG plots")] = False,
+    analytic: Annotated[
+        bool,
+        typer.Option(
+            "--analytic",
+            help="evaluate the grid by theory first (analytic.csv) and simulate only the points it finds "
+            "feasible (CPU utilisation < 1, connection budget fits)",
+        ),
+    ] = False,
+    analytic_only: Annotated[
+        bool, typer.Option("--analytic-only", help="evaluate the grid by theory only; simulate nothing")
+    ] = False,
 ) -> None:
     """Run a grid of parameter values x replications; every point uses the same seeds."""
     from . import sweeps
 
     progress = _Progress("sweeping", enabled=sys.stderr.isatty())
+
+    def verdict(screen: sweeps.Analytic) -> None:
+        typer.echo("\n".join(_analytic_lines(screen)))
+        progress.started = time.monotonic()  # the bar's delay counts from the first simulation
+
     try:
         result = sweeps.sweep(
             scenario,
@@ -402,6 +418,9 @@ def sweep(
             out=out,
             plots=not no_plots,
             progress=progress,
+            analytic=analytic,
+            analytic_only=analytic_only,
+            on_analytic=verdict,
         )
     except SimdbError as exc:
         raise _fail(exc) from None
@@ -410,15 +429,48 @@ def sweep(
         raise typer.Exit(130) from None
     finally:
         progress.close()
+    if len(result.table) == 0 and result.analytic is not None:
+        typer.echo(f"results    {result.out_dir}/  (analytic.csv, sweep.json; nothing simulated)")
+        typer.echo(f"report     {result.out_dir / 'report.html'}")
+        return
     points = int(result.table["point"].nunique())
     typer.echo(
         f"sweep      {points} points x {replications} replications (seeds {result.seeds[0]}-{result.seeds[-1]}) "
         f"on {'Dask ' + scheduler if scheduler else 'local processes'}"
     )
-    typer.echo(
-        f"results    {result.out_dir}/  (sweep.parquet, sweep.csv, sweep_summary.csv, sweep.json, plots/)"
-    )
+    files = "sweep.parquet, sweep.csv, sweep_summary.csv, sweep.json, plots/"
+    if result.analytic is not None:
+        files = "analytic.csv, " + files
+    typer.echo(f"results    {result.out_dir}/  ({files})")
     typer.echo(f"report     {result.out_dir / 'report.html'}")
+
+
+def _analytic_lines(screen: Any, show: int = 10) -> list[str]:
+    """The analytic screen's verdict: counts, how the grid was evaluated, the first infeasible points."""
+    table, out = screen.table, screen.screened_out
+    how = []
+    if screen.vectorised:
+        how.append("vectorised over " + ", ".join(screen.vectorised))
+    if screen.per_combination:
+        how.append("resolved per combination of " + ", ".join(screen.per_combination))
+    lines = [
+        f"analytic   {len(table)} points by theory in {screen.seconds:.2f} s ({'; '.join(how) or 'one point'}): "
+        + (f"{len(out)} infeasible, {len(table) - len(out)} feasible" if len(out) else "all feasible")
+    ]
+    if len(out):
+        params = [p for p, _ in screen.grid]
+        widths = [max(len(p), 5) for p in params]
+        lines.append(
+            "           "
+            + "  ".join([f"{'point':>6s}", *(f"{p:>{w}s}" for p, w in zip(params, widths, strict=True))])
+            + "  reason"
+        )
+        for row in out.head(show)[["point", *params, "reason"]].itertuples(index=False, name=None):
+            cells = [f"{row[0]:>6d}", *(f"{v!s:>{w}s}" for v, w in zip(row[1:-1], widths, strict=True))]
+            lines.append("           " + "  ".join(cells) + f"  {row[-1]}")
+        if len(out) > show:
+            lines.append(f"           ... and {len(out) - show} more (analytic.csv, sweep.json)")
+    return lines
 
 
 @app.command()

@@ -751,23 +751,52 @@ def sweep_html(sweep: Any, folder: Path) -> str:
     body = [
         f"<h1>Sweep over {_e(', '.join(params))}</h1>",
         _p(
-            f"{points} points × {n} replications (seeds {sweep.seeds[0]}-{sweep.seeds[-1]}, the same at every "
-            "point: common random numbers).",
+            f"{points} points simulated × {n} replications (seeds {sweep.seeds[0]}-{sweep.seeds[-1]}, the same "
+            "at every point: common random numbers).",
             "meta",
         ),
         _section("grid", "Grid", grid),
-        _section(
-            "table",
-            "Aggregated table",
-            _p(
-                f"Key metrics per point, {ci_note}. Every metric: sweep_summary.csv; every replication: sweep.csv."
-            ),
-            table(["point", *params, *metrics], rows),
-        ),
-        _plots_section(folder),
     ]
-    nav = [("grid", "Grid"), ("table", "Table"), ("plots", "Plots")]
+    nav = [("grid", "Grid")]
+    if sweep.analytic is not None:
+        body.append(_analytic_section(sweep.analytic))
+        nav.append(("analytic", "Analytic screen"))
+    if points:
+        body.append(
+            _section(
+                "table",
+                "Aggregated table",
+                _p(
+                    f"Key metrics per point, {ci_note}. Every metric: sweep_summary.csv; every replication: "
+                    "sweep.csv."
+                ),
+                table(["point", *params, *metrics], rows),
+            )
+        )
+        body.append(_plots_section(folder))
+        nav += [("table", "Table"), ("plots", "Plots")]
     return _page("simdb sweep report", nav, body)
+
+
+def _analytic_section(screen: Any, show: int = 50) -> str:
+    """The theory screen: how many points it evaluated and rejected, and the first rejected ones, with why."""
+    out = screen.screened_out
+    params = [p for p, _ in screen.grid]
+    rows = [
+        [int(r[0]), *r[1:-1], r[-1]]
+        for r in out.head(show)[["point", *params, "reason"]].itertuples(index=False)
+    ]
+    more = f" The first {show} are listed; all are in analytic.csv and sweep.json." if len(out) > show else ""
+    return _section(
+        "analytic",
+        "Analytic screen",
+        _p(
+            f"{len(screen.table)} grid points evaluated by theory alone (Erlang C, the connection budget, the "
+            f"storage quorum) in {screen.seconds:.2f} s: {len(out)} infeasible, {len(screen.table) - len(out)} "
+            f"feasible. Only feasible points are simulated.{more}"
+        ),
+        table(["point", *params, "reason"], rows) if rows else _p("No point was screened out."),
+    )
 
 
 def write_sweep(sweep: Any, folder: Path) -> Path:
