@@ -145,13 +145,24 @@ class Context:
         return float(np.nansum(values[keep]) * self.interval)
 
     def mean_in(self, column: str, start: float, end: float) -> float | None:
+        """Mean of a column over the rows overlapping [start, end); None without data."""
         values = self.column(column)
         if values is None:
             return None
-        keep = (self.times + self.interval > start) & (self.times < end)
-        if not keep.any():
+        chosen = values[(self.times + self.interval > start) & (self.times < end)]
+        chosen = chosen[np.isfinite(chosen)]
+        return float(chosen.mean()) if chosen.size else None
+
+    def extreme(self, column: str, highest: bool = True) -> float | None:
+        """Largest (or smallest) value of a column in the measured rows; None without data."""
+        values = self.column(column)
+        if values is None:
             return None
-        return float(np.nanmean(values[keep]))
+        chosen = values[self.measured]
+        chosen = chosen[np.isfinite(chosen)]
+        if not chosen.size:
+            return None
+        return float(chosen.max() if highest else chosen.min())
 
     def event_times(self, *kinds: str) -> list[float]:
         if self.events.empty or "kind" not in self.events:
@@ -202,9 +213,7 @@ def connection_budget_exceeded(c: Context) -> list[Finding]:
     refused = int(c.get("requests.errors.too_many_connections"))
     cols = c.columns("ConnectionsRejected.")
     per_instance = {col.split(".", 1)[1]: c.total_in(col, *c.window) for col in cols}
-    mask = None
-    if cols:
-        mask = np.nansum(np.vstack([c.column(col) for col in cols]), axis=0) > 0  # type: ignore[misc]
+    mask = c.ts[cols].fillna(0.0).sum(axis=1).to_numpy() > 0 if cols else None
     rng = c.active(mask) or c.window
     parts = []
     if rejected:
@@ -302,8 +311,7 @@ def pool_acquire_timeout(c: Context) -> list[Finding]:
     errors = c.column("Errors.acquire_timeout")
     rng = c.active(errors > 0 if errors is not None else None) or c.window
     p99 = float(c.get("pool.acquire_wait_ms.p99"))
-    wait = c.column("AcquireWaitP99")
-    peak_wait = float(np.nanmax(wait[c.measured])) if wait is not None and c.measured.any() else None
+    peak_wait = c.extreme("AcquireWaitP99")
     by_query = c.get("by_query", {}) or {}
     worst = sorted(
         ((q, v.get("failed", 0), v.get("total", 0)) for q, v in by_query.items()), key=lambda r: -r[1]
@@ -378,7 +386,7 @@ def reconnect_storm(c: Context) -> list[Finding]:
             continue
         before = float(conns[before_rows[-1]])
         after_rows = np.flatnonzero((c.times + c.interval > available) & (c.times < end))
-        if before <= 0 or after_rows.size == 0:
+        if not before > 0 or not np.isfinite(conns[after_rows]).any():
             continue
         peak_row = after_rows[int(np.nanargmax(conns[after_rows]))]
         after = float(conns[peak_row])
@@ -510,9 +518,11 @@ def failover_stale_endpoint(c: Context) -> list[Finding]:
                     "the new writer without DNS: RDS Proxy, or the AWS Advanced JDBC Wrapper's failover "
                     "plugin."
                 ),
-                metric=f"failovers.{i}.clients_recovered_s",
+                metric=f"failovers.{i}.clients_recovered_s"
+                if recovered is not None
+                else f"failovers.{i}.clients_not_recovered",
                 source="summary.json",
-                unit="s",
+                unit="s" if recovered is not None else "clients",
                 t_start=float(start),
                 t_end=float(t1),
                 values={
@@ -540,8 +550,7 @@ def proxy_borrow_exhaustion(c: Context) -> list[Finding]:
     held, cap = c.column("DatabaseConnections.proxy"), c.column("MaxDatabaseConnectionsAllowed")
     at_cap = c.active(held >= cap - 0.5) if held is not None and cap is not None else None
     t0 = min(rng[0], at_cap[0]) if at_cap else rng[0]
-    latency = c.column("DatabaseConnectionsBorrowLatency")
-    peak_us = float(np.nanmax(latency[c.measured])) if latency is not None and c.measured.any() else None
+    peak_us = c.extreme("DatabaseConnectionsBorrowLatency")
     caps = c.get("proxy.max_db_connections_allowed", {}) or {}
     pinned = int(c.get("proxy.peak_pinned"))
     detect = (
@@ -834,7 +843,7 @@ def storage_quorum_lost(c: Context) -> list[Finding]:
         return []
     copies = c.column("StorageCopiesReachable")
     rng = c.active(copies < WRITE_QUORUM if copies is not None else None, at_end=True) or c.window
-    lowest = int(np.nanmin(copies[c.measured])) if copies is not None and c.measured.any() else None
+    lowest = c.extreme("StorageCopiesReachable", highest=False)
     causes = []
     if not c.events.empty and "kind" in c.events:
         mine = c.events[
@@ -847,7 +856,7 @@ def storage_quorum_lost(c: Context) -> list[Finding]:
     detect = (
         f"Fewer than {WRITE_QUORUM} of 6 Aurora copies were reachable for {_num(write_lost)} s "
         f"(storage.write_quorum_lost_s) {_span(rng)} (StorageCopiesReachable"
-        + (f" down to {lowest})" if lowest is not None else ")")
+        + (f" down to {_num(lowest)})" if lowest is not None else ")")
         + (f"; events.csv: {'; '.join(causes)}" if causes else "")
         + f"; read quorum (3 copies) lost {_num(read_lost)} s (storage.read_quorum_lost_s)"
         + (
