@@ -553,6 +553,44 @@ def plot(run_dir: Annotated[Path, typer.Argument(help="a results folder")]) -> N
 
 
 @app.command()
+def explain(
+    run_dir: Annotated[Path, typer.Argument(help="a results folder")],
+    format_: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """Diagnose a results folder: each finding's Why / Detect / Fix, the metric and the time range."""
+    from .analysis import explain as rules
+
+    try:
+        if format_ not in ("text", "json"):
+            raise SimdbError(f"--format {format_!r}: expected text or json")
+        summary, ts, events = rules.load_run(run_dir)
+        findings = rules.explain(summary, ts, events)
+    except SimdbError as exc:
+        raise _fail(exc) from None
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise _fail(
+            SimdbError(
+                f"{run_dir}: summary.json, timeseries.csv or events.csv lack what explain needs ({exc!r})"
+            )
+        ) from None
+    if format_ == "json":
+        typer.echo(
+            rules.to_json(
+                findings,
+                run_dir=str(run_dir),
+                scenario=summary.get("scenario"),
+                seed=summary.get("seed"),
+                rules=list(rules.RULES),
+            ),
+            nl=False,
+        )
+        return
+    count = f"{len(findings)} finding{'s' if len(findings) != 1 else ''}"
+    typer.echo(f"explain    {run_dir}: {summary.get('scenario')} (seed {summary.get('seed')}), {count}\n")
+    typer.echo(rules.format_text(findings))
+
+
+@app.command()
 def replay(run_dir: Annotated[Path, typer.Argument(help="a results folder")]) -> None:
     """Rerun scenario.resolved.yaml and check that summary.json comes out byte-identical."""
     from . import api
