@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import importlib.util
 import math
 import numbers
 from collections.abc import Iterable, Mapping
@@ -594,7 +593,14 @@ def _theory(s: Mapping[str, Any]) -> str:
 def finding_fields(finding: Any) -> dict[str, str]:
     """title, why, detect, fix of a finding given as an object with those attributes or as a mapping."""
     get = finding.get if isinstance(finding, Mapping) else lambda k, d=None: getattr(finding, k, d)
-    return {k: "" if get(k) is None else str(get(k)) for k in ("title", "why", "detect", "fix")}
+    out = {
+        k: "" if get(k) is None else str(get(k)) for k in ("title", "why", "detect", "fix", "id", "metric")
+    }
+    t0, t1 = get("t_start"), get("t_end")
+    out["when"] = (
+        "" if t0 is None else f"{fmt_number(t0)} s" + ("" if t1 is None else f" to {fmt_number(t1)} s")
+    )
+    return out
 
 
 def findings_section(findings: Iterable[Any]) -> str:
@@ -604,24 +610,28 @@ def findings_section(findings: Iterable[Any]) -> str:
         f = finding_fields(finding)
         parts = "".join(
             f"<dt>{label}</dt><dd>{_e(f[key])}</dd>"
-            for key, label in (("why", "Why"), ("detect", "Detect"), ("fix", "Fix"))
+            for key, label in (
+                ("why", "Why"),
+                ("detect", "Detect"),
+                ("fix", "Fix"),
+                ("metric", "Metric"),
+                ("when", "When"),
+            )
             if f[key]
         )
-        items.append(f'<div class="finding"><h3>{_e(f["title"])}</h3><dl>{parts}</dl></div>')
+        ident = f' id="finding-{_e(f["id"])}"' if f["id"] else ""
+        items.append(f'<div class="finding"{ident}><h3>{_e(f["title"])}</h3><dl>{parts}</dl></div>')
     body = "\n".join(items) or _p("No findings: nothing in this run matched a known failure pattern.")
     return _section("findings", "Findings", body)
 
 
-def run_findings(result: Any) -> list[Any] | None:
-    """Findings from ``simdb.analysis.explain.explain(result)``, or None while that module does not exist.
+def run_findings(result: Any) -> list[Any]:
+    """What ``simdb explain`` finds in the run: rules over the run's own summary (with replications: the
+    first replication's, whose tables and plots the report shows), timeseries and events."""
+    from .analysis.explain import explain
 
-    Only a missing module is tolerated: an explain module that fails to import or to run fails the report.
-    """
-    if importlib.util.find_spec(f"{__package__}.analysis.explain") is None:
-        return None
-    from .analysis import explain  # type: ignore[attr-defined]
-
-    return list(explain.explain(result))
+    summary = result.first_summary if result.first_summary is not None else result.summary
+    return explain(summary, result.timeseries, result.events)
 
 
 _NAV = (
@@ -683,9 +693,7 @@ def run_html(result: Any, folder: Path) -> str:
         _transactions(s, plain),
         _theory(s),
     ]
-    findings = run_findings(result)
-    if findings is not None:
-        sections.append(findings_section(findings))
+    sections.append(findings_section(run_findings(result)))
     sections.append(_plots_section(folder, PLOT_CAPTIONS, first_note))
     resolved = folder / "scenario.resolved.yaml"
     if resolved.is_file():

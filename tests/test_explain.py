@@ -14,11 +14,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_cli import one_error_line, simdb_process
 from test_cli import simdb as simdb_cli
 
+import simdb
 from simdb import api
 from simdb.analysis import explain as ex
 from simdb.analysis.metrics import lookup
@@ -58,6 +60,10 @@ RUNS: dict[str, tuple[Any, dict[str, Any], str | None, bool]] = {
     # shortened: the four waves end at 240 s
     "connection-budget-fixed": ("connection-budget-fixed", {}, "250s", True),
     "failover-reconnect-storm": ("failover-reconnect-storm", {}, None, True),
+    "failover-reconnect-fixed": ("failover-reconnect-fixed", {}, None, True),
+    "maxlifetime-waves": ("maxlifetime-waves", {}, None, True),
+    "maxlifetime-spread": ("maxlifetime-spread", {}, None, True),
+    "failover-proxy": ("failover-proxy", {}, None, True),
     "failover-dns-cache": ("failover-dns-cache", {}, None, True),
     "failover-dns-fixed": ("failover-dns-fixed", {}, None, True),
     "proxy-borrow-timeout": ("proxy-borrow-timeout", {}, None, True),
@@ -98,6 +104,7 @@ RUNS: dict[str, tuple[Any, dict[str, Any], str | None, bool]] = {
 BROKEN = {
     "connection-budget-overlap": ["connection-budget-exceeded"],
     "failover-reconnect-storm": ["reconnect-storm"],
+    "maxlifetime-waves": ["connection-churn-wave"],
     "failover-dns-cache": ["failover-stale-endpoint"],
     # the description's own second symptom: invocations wait up to 120 s to borrow, so concurrency
     # climbs to the account's 10,000 and most of the burst is throttled
@@ -116,6 +123,9 @@ BROKEN = {
 FIXED = {
     "connection-budget-fixed": "connection-budget-overlap",
     "failover-dns-fixed": "failover-dns-cache",
+    "failover-proxy": "failover-dns-cache",
+    "failover-reconnect-fixed": "failover-reconnect-storm",
+    "maxlifetime-spread": "maxlifetime-waves",
     "proxy-borrow-fixed": "proxy-borrow-timeout",
     "lambda-burst-proxy": "lambda-burst-direct",
     "replica-lag-routed": "replica-lag-stale-reads",
@@ -381,3 +391,35 @@ def test_cli_rejects_what_is_not_a_results_folder(tmp_path: Path, runs) -> None:
     summary = json.loads((means / "summary.json").read_text())
     (means / "summary.json").write_text(json.dumps(summary | {"replications": {"n": 2}}))
     assert "replications" in one_error_line(simdb_cli("explain", means))
+
+
+def test_every_bundled_case_scenario_is_checked_here() -> None:
+    """A new broken/fixed pair in scenarios/ must say what explain finds in it."""
+    cases = {name: simdb.load_scenario(path).case for name, path in simdb.bundled().items()}
+    assert {n for n, c in cases.items() if c and c.role == "broken"} <= set(BROKEN)
+    assert {n for n, c in cases.items() if c and c.role == "fixed"} <= set(FIXED)
+
+
+def test_churn_wave_needs_half_the_fleet_twice_at_steady_state_and_no_event() -> None:
+    times = np.arange(300.0)
+    conns = np.full(300, 100.0)
+    conns[:5] = [0, 20, 50, 80, 95]  # the initial fill is not steady state
+    attempts = np.zeros(300)
+    attempts[1] = 100.0
+
+    def found(att: np.ndarray, events: tuple[tuple[float, str], ...] = ()) -> list[ex.Finding]:
+        ts = pd.DataFrame({"time_s": times, "ConnectionAttempts": att, "DatabaseConnections": conns})
+        ev = pd.DataFrame(events, columns=["time_s", "kind"]).assign(target="", detail="")
+        return ex.connection_churn_wave(ex.Context({"duration_s": 300.0}, ts, ev))
+
+    twice = attempts.copy()
+    twice[[100, 200]] = 50.0
+    (f,) = found(twice)
+    assert (f.id, f.t_start, f.t_end, f.values["waves"]) == ("connection-churn-wave", 100.0, 201.0, 2)
+    under = attempts.copy()
+    under[[100, 200]] = 49.0
+    assert found(under) == []
+    once = attempts.copy()
+    once[100] = 80.0
+    assert found(once) == []
+    assert found(twice, [(150.0, "deploy_wave")]) == []  # the second wave follows a deploy

@@ -23,6 +23,7 @@ from test_cli import simdb_process
 
 import simdb
 from simdb import report
+from simdb.analysis import explain
 
 CHROMIUM = os.environ.get("SIMDB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -258,6 +259,12 @@ def test_run_report_shows_the_summary(failover_run: Path) -> None:
         assert close(at, failover[key]) and close(since, failover[key] - failover["start_s"])
     assert close(page.row("availability.write_downtime_s")[1], summary["availability"]["write_downtime_s"])
     assert page.pres == [(failover_run / "scenario.resolved.yaml").read_text()]
+    # the findings are simdb explain's on the same folder, the stale endpoint among them
+    html = (failover_run / "report.html").read_text()
+    found = explain.explain_dir(failover_run)
+    assert "failover-stale-endpoint" in [f.id for f in found]
+    for f in found:
+        assert f'id="finding-{f.id}"' in html
 
 
 def test_sweep_and_compare_reports_render_in_chromium(browser: Any, tmp_path: Path) -> None:
@@ -391,7 +398,7 @@ def test_replications_report_shows_means_with_intervals(tmp_path: Path) -> None:
     assert close(row[3], utilization["mean"]) and " [" in row[3]
 
 
-def test_findings_render_escaped_and_only_when_explain_exists(tmp_path: Path) -> None:
+def test_findings_render_escaped_and_match_simdb_explain(tmp_path: Path) -> None:
     class Finding:
         title = "Pool <max_size> too large"
         why = "40 tasks x 20 > max_connections & more"
@@ -409,7 +416,6 @@ def test_findings_render_escaped_and_only_when_explain_exists(tmp_path: Path) ->
     assert "No findings" in report.findings_section([])
 
     result = simdb.run(_hostile(), duration="10s", out=tmp_path / "f", plots=False)
-    has_explain = importlib.util.find_spec("simdb.analysis.explain") is not None
     headings = Page((result.out_dir / "report.html").read_text()).headings["h2"]
-    assert ("Findings" in headings) == has_explain
-    assert (report.run_findings(result) is None) == (not has_explain)
+    assert "Findings" in headings
+    assert [f.id for f in report.run_findings(result)] == [f.id for f in explain.explain_dir(result.out_dir)]

@@ -38,6 +38,15 @@ STORM_GROWTH = 1.5
 PIN_LIMIT_S = 60.0
 # Aurora: commits need 4 of the 6 copies (FACTS: storage.quorum)
 WRITE_QUORUM = 4
+# a churn wave: at steady state, half the clients' connections reopened within one second (assumed: pools
+# with HikariCP's lifetime variation reopen a few percent per second at most), in a fleet of at least
+# CHURN_MIN_CONNECTIONS (fewer handshakes cannot load an instance), away from any event (deploys,
+# failovers and scaling reopen connections for their own reasons, judged by other rules), and at least
+# twice, 10 s or more apart
+CHURN_SHARE = 0.5
+CHURN_MIN_CONNECTIONS = 50
+CHURN_STEADY = 0.9
+CHURN_EVENT_GAP_S = 60.0
 
 SEVERITIES = ("critical", "warning")
 
@@ -449,6 +458,71 @@ def reconnect_storm(c: Context) -> list[Finding]:
             )
         )
     return out
+
+
+def connection_churn_wave(c: Context) -> list[Finding]:
+    attempts, conns = c.column("ConnectionAttempts"), _fleet_connections(c)
+    if attempts is None or conns is None or conns.size < 2:
+        return []
+    held = np.r_[np.nan, conns[:-1]]  # connections held through the interval before
+    steady_level = np.nanmedian(conns[c.measured]) if c.measured.any() else np.nan
+    calm = np.ones(c.times.size, dtype=bool)
+    for t in c.event_times(*(c.events["kind"].unique() if "kind" in c.events else [])):
+        calm &= ~((c.times + c.interval > t) & (c.times < t + CHURN_EVENT_GAP_S))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = attempts / held
+    wave = (
+        calm
+        & (held >= CHURN_MIN_CONNECTIONS)
+        & (held >= CHURN_STEADY * steady_level)
+        & (share >= CHURN_SHARE)
+    )
+    rows = np.flatnonzero(wave & c.measured)
+    # lifetimes that end together do so again every lifetime: a single burst (a Lambda spike, a restart)
+    # is some other storm
+    starts = rows[np.r_[True, np.diff(c.times[rows]) > CHURN_EVENT_GAP_S / 6]] if rows.size else rows
+    if starts.size < 2:
+        return []
+    worst = rows[int(np.nanargmax(share[rows]))]
+    t0, t1 = float(c.times[rows[0]]), float(min(c.times[rows[-1]] + c.interval, c.duration))
+    at = ", ".join(_t(float(c.times[r])) for r in starts[:5]) + (" ..." if starts.size > 5 else "")
+    return [
+        Finding(
+            id="connection-churn-wave",
+            title="Connections reopen in synchronized waves",
+            severity="warning",
+            why=(
+                "Connections opened together retire together: pools that filled at the same moment with the "
+                "same max_lifetime (and no per-connection variation) close and reopen their whole fleet in "
+                "the same second, every lifetime. The handshakes cost DB CPU and queue ahead of queries, so "
+                "latency spikes at every wave even though nothing failed."
+            ),
+            detect=(
+                f"ConnectionAttempts reached {_num(float(attempts[worst]))}/s at {_t(float(c.times[worst]))}, "
+                f"{_pct(float(share[worst]))} of the {_num(float(held[worst]))} connections the clients held, "
+                f"with no fault, deploy or scaling event in the minute before (waves at {at}). Threshold: "
+                f"{CHURN_SHARE:.0%} of the clients' connections reopened within one second, at steady state "
+                f"(at least {CHURN_STEADY:.0%} of the run's median connections, {CHURN_MIN_CONNECTIONS} or "
+                "more), in two or more waves at least 10 s apart."
+            ),
+            fix=(
+                "Keep HikariCP's per-connection lifetime variation (services[].pool.max_lifetime_jitter, "
+                "2.5% by default) or stagger task starts, so lifetimes end spread over seconds; keep "
+                "max_lifetime a few seconds below any server-side or network idle limit rather than raising "
+                "the pool size to absorb the wave."
+            ),
+            metric="ConnectionAttempts",
+            source="timeseries.csv",
+            unit="connection attempts per second",
+            t_start=t0,
+            t_end=t1,
+            values={
+                "peak_attempts_per_s": float(attempts[worst]),
+                "connections_held": float(held[worst]),
+                "waves": int(starts.size),
+            },
+        )
+    ]
 
 
 def failover_stale_endpoint(c: Context) -> list[Finding]:
@@ -906,6 +980,7 @@ RULES: dict[str, Callable[[Context], list[Finding]]] = {
     "connection-budget-exceeded": connection_budget_exceeded,
     "pool-acquire-timeout": pool_acquire_timeout,
     "reconnect-storm": reconnect_storm,
+    "connection-churn-wave": connection_churn_wave,
     "failover-stale-endpoint": failover_stale_endpoint,
     "proxy-borrow-exhaustion": proxy_borrow_exhaustion,
     "lambda-throttling": lambda_throttling,
