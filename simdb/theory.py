@@ -114,24 +114,7 @@ def _pools_never_bind(scenario: Scenario, lam: float, vcpu: int, base: dict[str,
 def task_steps(scenario: Scenario, service: str) -> list[tuple[float, int]]:
     """(time, change in tasks) for one service: initial tasks, deploy waves and scaling."""
     spec = next(s for s in scenario.services if s.name == service)
-    steps: list[tuple[float, int]] = [(0.0, spec.tasks)]
-
-    def tasks_at(t: float) -> int:
-        return sum(d for ts, d in steps if ts <= t)
-
-    for ev in sorted(
-        (e for e in scenario.events if getattr(e, "service", None) == service), key=lambda e: e.at
-    ):
-        if isinstance(ev, Deploy):
-            n = tasks_at(ev.at)
-            interval = ev.wave_interval if ev.wave_interval is not None else ev.overlap
-            for w in range(ev.waves):
-                size = n // ev.waves + (1 if w < n % ev.waves else 0)
-                start = ev.at + w * interval
-                steps += [(start, size), (start + ev.overlap, -size)]
-        elif isinstance(ev, ScaleService):
-            steps.append((ev.at, ev.tasks - tasks_at(ev.at)))
-    return steps
+    return [(t, int(d[0])) for t, d in task_steps_vec(scenario, service, np.array([spec.tasks]))]
 
 
 def peak_of_steps(steps: list[tuple[float, float]], start: float = 0.0, end: float = math.inf) -> float:
