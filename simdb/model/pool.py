@@ -376,6 +376,10 @@ class Pool:
         if not conn.broken:  # a broken connection was already closed on the server side
             conn.instance.disconnect(self.service.index, conn.id)
 
+    def soft_evict(self, conn: Connection) -> None:
+        """HikariCP softEvictConnections for one connection: closed now if idle, when returned if busy."""
+        self._expired(conn)
+
     def _expired(self, conn: Connection) -> None:
         if conn.closed:
             return
