@@ -74,20 +74,21 @@ def clients_cut_over(
     restored: int,
     available: float,
 ) -> tuple[int, int, float | None]:
-    """(clients, clients not cut over, when the last one got there) for requests arriving from ``available``.
+    """(clients, clients not cut over, when the last one got there).
 
-    A client's last request on an old instance (one served there, successful or not) and its first
-    successful request on the restored instance after that decide when it moved.
+    The clients are those sending requests once the restored cluster is available. Each one is on it from
+    its first successful request there that ends after its last request served by an old instance
+    (successful or not) that ended after ``available``. Requests queued before ``available`` count: after
+    an outage the first requests the restored cluster serves are the ones that waited.
     """
-    after = t_arrive >= available
-    ids = np.unique(client[after])
+    ids = np.unique(client[t_arrive >= available])
     if ids.size == 0:
         return 0, 0, None
     last_old = np.full(ids.size, available)
-    old = after & (instance >= 0) & (instance != restored)
+    old = (t_end >= available) & (instance >= 0) & (instance != restored) & np.isin(client, ids)
     if old.any():
         np.maximum.at(last_old, np.searchsorted(ids, client[old]), t_end[old])
-    new = after & ok & (instance == restored)
+    new = ok & (instance == restored) & np.isin(client, ids)
     first_new = np.full(ids.size, np.inf)
     if new.any():
         slot = np.searchsorted(ids, client[new])
