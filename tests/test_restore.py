@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from test_scenario_errors import assert_one_line_error, line_of, validate_cli, validate_subprocess
 
 import simdb
 from simdb import sweeps
 from simdb.analysis.restore import neutral
+from simdb.scenario import resolved
 
 AT = 120.0  # restore start (the incident)
 PROVISIONING = 30.0
@@ -404,6 +406,9 @@ def test_same_seed_gives_byte_identical_summary_and_events() -> None:
     assert first.summary_json() == second.summary_json()
     pd.testing.assert_frame_equal(first.events, second.events)
     assert _run(seed=4, **kw).summary_json() != first.summary_json()
+    # scenario.resolved.yaml (every default filled in, the snapshot chosen) replays to the same summary
+    replayed = simdb.run(yaml.safe_load(yaml.safe_dump(resolved(first.scenario))), plots=False)
+    assert replayed.summary_json() == first.summary_json()
 
 
 def test_results_folder_has_the_restore_plot(tmp_path: Path) -> None:
