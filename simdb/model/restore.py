@@ -61,8 +61,7 @@ FAULT_REASONS = {
         "reach it: clients keep using the old cluster"
     ),
 }
-RESTORE_FAULTS = ("subnet_group_mismatch", "kms_key_inaccessible")  # checked when the restore is called
-CUTOVER_FAULTS = ("security_group_mismatch", "app_config_old_endpoint")
+CALL_FAULTS = ("subnet_group_mismatch", "kms_key_inaccessible")  # the restore call itself is rejected
 
 
 def plan(scenario: Scenario, ev: RestoreEvent) -> dict[str, Any]:
@@ -229,7 +228,7 @@ class RestoreRun:
         if ev.old_cluster == "lost":
             for inst in self.original:
                 inst.go_down("lost: the cluster is being restored from backup")
-        for fault in RESTORE_FAULTS:
+        for fault in CALL_FAULTS:
             if fault in ev.faults:
                 self._fail(fault)
                 return
