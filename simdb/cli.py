@@ -166,6 +166,15 @@ def _print_summary(result: Any, out: Path | None) -> None:
             f"sessions   {began} held open by events; {tx['terminated']} ended by "
             f"idle_in_transaction_session_timeout"
         )
+    rs = s["restore"]
+    if rs["restores"]:
+        p = rs["phases"]
+        verdict = "succeeded" if rs["succeeded"] else f"FAILED: {rs['reason']}"
+        lines.append(
+            f"restore    {rs['from']} to {rs['target_s']:g} s: RTO {rs['rto_s']:g} s (provisioning "
+            f"{p['provisioning_s']:g} + copy {p['copy_s']:g} + replay {p['replay_s']:g}), RPO {rs['rpo_s']:g} s, "
+            f"cutover {rs['cutover_s']:g} s, {rs['writes_lost']} writes lost; {verdict}"
+        )
     for check in s["expect"]:
         lines.append(
             f"expect     {'PASS' if check['passed'] else 'FAIL'}  {check['check']}  (value {check['value']})"

@@ -23,6 +23,7 @@ from .model.instance import Instance
 from .model.lambdas import Account, LambdaRuntime
 from .model.proxy import Proxy
 from .model.replication import ReplicaInfo, ReplicationLog, apply_times
+from .model.restore import RestoreRun
 from .model.serverless import ServerlessFleet, ServerlessInstance
 from .model.services import ServiceRuntime
 from .model.sessions import HeldSessions
@@ -187,6 +188,7 @@ class Sim:
         for runtime in self.services:
             if isinstance(runtime, ServiceRuntime) and runtime.spec.tasks:
                 runtime.start_tasks(runtime.spec.tasks)
+        self.restore: RestoreRun | None = None  # set by a `restore` event
         schedule_all(self, scenario.events)
         schedule_random_failures(self)
         self._samples: dict[str, list[float]] = {}
@@ -355,6 +357,7 @@ class Sim:
                 "serverless": self.serverless.log() if self.serverless is not None else None,
                 "sessions": [h.log() for h in self.sessions],
                 "terminated": {i.name: list(i.terminated_t) for i in self.instances if i.terminated_t},
+                "restore": self.restore.log() if self.restore is not None else None,
             },
         )
 

@@ -5,6 +5,7 @@ Every figure has a title, axis labels with units, the warm-up shaded and timed e
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -477,9 +478,137 @@ def serverless(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], 
     plt.close(fig)
 
 
+# restore phases, shaded in restore.png: (start, end, label, colour); times from summary `restore`
+def _restore_spans(r: dict[str, Any], end: float) -> list[tuple[float, float, str, str]]:
+    p, cut = r["phases"], r["cutover"]
+    spans = []
+    t = r["started_s"]
+    if r["failed_s"] is None:
+        for key, label, color in (
+            ("provisioning_s", "provisioning", "tab:red"),
+            ("copy_s", "data copy", "tab:orange"),
+            ("replay_s", "log replay", "gold"),
+        ):
+            spans.append((t, min(t + p[key], end), label, color))
+            t += p[key]
+    if r["completed"] and cut["enabled"]:
+        available = r["available_s"]
+        changed = cut["dns_changed_s"]
+        updated = next((t for t in (changed, cut["failed_s"]) if t is not None), end)
+        spans.append((available, updated, "endpoint/secret update", "tab:olive"))
+        if changed is not None:
+            visible = min(changed + cut["dns_ttl_s"], end)
+            spans.append((changed, visible, "record TTL (resolvers may answer old)", "tab:cyan"))
+            moved = cut["completed_s"] if cut["completed_s"] is not None else end
+            spans.append((visible, moved, "clients moving (DNS caches, pools)", "tab:blue"))
+    return [(a, b, label, color) for a, b, label, color in spans if b > a]
+
+
+def _restore_marks(ax: Any, r: dict[str, Any], scale: float, end: float, label: bool) -> None:
+    for a, b, name, color in _restore_spans(r, end):
+        ax.axvspan(a / scale, b / scale, color=color, alpha=0.18, zorder=0, label=name if label else None)
+    ax.axvline(
+        r["started_s"] / scale, color="black", lw=1.2, label="restore started (incident)" if label else None
+    )
+    if 0 <= r["target_s"] <= end:
+        ax.axvline(
+            r["target_s"] / scale, color="0.4", lw=1.0, ls=":", label="restore point (RPO)" if label else None
+        )
+    if r["available_s"] is not None:
+        ax.axvline(
+            r["available_s"] / scale,
+            color="tab:green",
+            lw=1.2,
+            label="restored cluster available (RTO)" if label else None,
+        )
+    for failed in (r["failed_s"], r["cutover"]["failed_s"]):
+        if failed is not None:
+            ax.axvline(failed / scale, color="tab:red", lw=2.0, label="drill failed" if label else None)
+            label = False
+    if r["cutover"]["completed_s"] is not None:
+        ax.axvline(
+            r["cutover"]["completed_s"] / scale,
+            color="tab:green",
+            lw=1.2,
+            ls="--",
+            label="every client on the restored cluster" if label else None,
+        )
+
+
+def restore(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    """A restore drill: requests per service with the phases shaded, connections per instance (old cluster
+    against the restored one), latency with the lazy-load fetches."""
+    r = summary["restore"]
+    end = summary["duration_s"]
+    scale, unit = (60.0, "min") if end >= 1800 else (1.0, "s")
+    x = ts["time_s"] / scale
+    services = [c.split(".", 1)[1] for c in ts.columns if c.startswith("Requests.")]
+    fig, axes = plt.subplots(
+        len(services) + 2,
+        1,
+        figsize=(11, 3 + 2.6 * (len(services) + 2)),
+        sharex=True,
+        constrained_layout=True,
+    )
+    verdict = "succeeded" if r["succeeded"] else "FAILED"
+    fig.suptitle(
+        f"{summary['scenario']} — restore drill (seed {summary['seed']}): {verdict}; RTO {r['rto_s']:.0f} s, "
+        f"RPO {r['rpo_s']:.0f} s, cutover {r['cutover_s']:.0f} s"
+        + ("\n" + "\n".join(textwrap.wrap(r["reason"], 130)) if r["reason"] else "")
+    )
+    for ax, name in zip(axes, services, strict=False):
+        ax.plot(x, ts[f"Requests.{name}"], color="tab:green", lw=1.1, label="ok / s")
+        ax.plot(x, ts[f"Errors.{name}"], color="tab:red", lw=1.1, label="failed / s")
+        ax.set_ylabel("requests / s")
+        # the queue released at the cutover is a one-second spike: scale to the rest, with room for the legend
+        both = pd.concat([ts[f"Requests.{name}"], ts[f"Errors.{name}"]])
+        top, peak = max(float(both.quantile(0.999)), 1.0), float(both.max())
+        ax.set_ylim(0, top * 1.6)
+        clipped = f"; a peak of {peak:.0f}/s is cut off" if peak > top * 1.6 else ""
+        ax.set_title(f"service {name}: requests by outcome (by completion time{clipped})")
+        _restore_marks(ax, r, scale, end, label=ax is axes[0])
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", fontsize=7, ncol=4)
+    ax = axes[-2]
+    top = 1.0
+    for name in summary["connections"]["max_connections"]:
+        ax.plot(x, ts[f"DatabaseConnections.{name}"], lw=1.2, label=f"DatabaseConnections {name}")
+        top = max(top, float(ts[f"DatabaseConnections.{name}"].max()))
+    ax.set_ylabel("connections (count)")
+    ax.set_ylim(0, top * 1.5)
+    ax.set_title(f"Connections: the old cluster and the restored one ({r['restored_instance']})")
+    _restore_marks(ax, r, scale, end, label=False)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper center", fontsize=7, ncol=3)
+    ax = axes[-1]
+    ax.plot(x, ts["LatencyP50"], lw=1.0, label="latency p50")
+    ax.plot(x, ts["LatencyP99"], lw=1.0, label="latency p99")
+    ax.set_yscale("log")
+    ax.set_ylabel("latency (ms, log)")
+    lazy = r["lazy_load"]
+    ax.set_title(
+        f"Latency of successful requests; first access to a key waits {lazy['penalty_ms']:g} ms for its block "
+        f"({lazy['keys_loaded']} keys loaded)"
+    )
+    if "LazyLoads" in ts:
+        right = ax.twinx()
+        right.plot(
+            x, ts["LazyLoads"], color="tab:brown", lw=1.0, ls="--", label="lazy loads / s (first access)"
+        )
+        right.set_ylabel("lazy loads / s")
+        right.set_ylim(bottom=0)
+        right.legend(loc="upper right", fontsize=7)
+    _restore_marks(ax, r, scale, end, label=False)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7)
+    ax.set_xlabel(f"simulated time ({unit})")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], folder: Path) -> list[Path]:
-    """Every plot that applies: the four standard ones, plus proxy.png, lambda.png and serverless.png when the
-    run has them."""
+    """Every plot that applies: the four standard ones, plus proxy.png, lambda.png, serverless.png and
+    restore.png when the run has them."""
     folder.mkdir(parents=True, exist_ok=True)
     out = [
         folder / "timeline.png",
@@ -500,6 +629,9 @@ def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], f
     if "ServerlessDatabaseCapacity" in ts:
         out.append(folder / "serverless.png")
         serverless(ts, events, summary, out[-1])
+    if summary.get("restore", {}).get("restores"):
+        out.append(folder / "restore.png")
+        restore(ts, events, summary, out[-1])
     return out
 
 

@@ -258,6 +258,20 @@ class Storage(Strict):
         "lognormal; assumed p50 0.1 ms, p99 0.5 ms (FACTS: multi_az_cluster)",
     )
     failures: StorageFailures = Field(default_factory=StorageFailures)
+    size_gib: float = Field(
+        100.0,
+        gt=0,
+        le=131072,
+        description="data size in GiB at t = 0 (up to 128 TiB, FACTS: storage.max_size); what a restore "
+        "copies. Assumed default 100 GiB",
+    )
+    growth_gib_per_day: float = Field(
+        0.0,
+        ge=0,
+        le=131072,
+        description="data growth in GiB per day: the size at time t is size_gib + growth x t (a restore copies "
+        "the size at its restore point). Default 0",
+    )
 
     @field_validator("azs")
     @classmethod
@@ -406,6 +420,102 @@ class Dns(Strict):
     ttl: Duration = Field(
         5.0, ge=0, le=86400, description="TTL of the cluster's endpoint records; 5 s (FACTS: dns.ttl)"
     )
+
+
+class Backup(Strict):
+    """Automated backups: daily snapshots plus transaction logs shipped to S3, for point-in-time restore."""
+
+    retention_days: int = Field(
+        7,
+        ge=0,
+        le=35,
+        description="automated backups are kept 1-35 days (RDS: 0 turns them off, and with them point-in-time "
+        "restore); default 7, the console's default (the API's is 1) (FACTS: backup.retention)",
+    )
+    log_upload_interval: Duration = Field(
+        300.0,
+        gt=0,
+        le=86400,
+        description="transaction logs reach S3 this often; the latest restorable time is the last upload, so it "
+        "trails the present by up to this much. Default 5 min (FACTS: backup.latest_restorable)",
+    )
+    snapshot_interval: Duration = Field(
+        86400.0,
+        ge=60,
+        le=MAX_DURATION_S,
+        description="automated snapshots are taken this often, in the backup window; default 1 day "
+        "(FACTS: backup.window)",
+    )
+    automated_snapshot_age: Duration = Field(
+        43200.0,
+        ge=0,
+        le=MAX_DURATION_S,
+        description="the last automated snapshot before the run was taken this long before t = 0; assumed 12 h "
+        "(the backup window at some time of day). A point-in-time restore replays the logs from the latest "
+        "automated snapshot before its target",
+    )
+
+    @model_validator(mode="after")
+    def _age(self) -> Backup:
+        if self.automated_snapshot_age >= self.snapshot_interval:
+            raise ValueError(
+                f"automated_snapshot_age ({self.automated_snapshot_age:g} s) must be shorter than "
+                f"snapshot_interval ({self.snapshot_interval:g} s): it is the age of the last snapshot before t = 0"
+            )
+        return self
+
+    def latest_restorable(self, t: float) -> float:
+        """The latest restorable time at ``t``: the last log upload (FACTS: backup.latest_restorable)."""
+        u = self.log_upload_interval
+        return math.floor(t / u + 1e-9) * u
+
+    def automated_snapshot_before(self, t: float) -> float | None:
+        """The time of the latest automated snapshot at or before ``t``; None without automated backups."""
+        if self.retention_days == 0:
+            return None
+        age, interval = self.automated_snapshot_age, self.snapshot_interval
+        return -age + math.floor((t + age) / interval + 1e-9) * interval
+
+
+class RestoreSettings(Strict):
+    """How fast a restore runs. AWS publishes no rates: the split is assumed (FACTS: restore.duration)."""
+
+    provisioning: Duration = Field(
+        600.0,
+        ge=0,
+        le=86400,
+        description="creating the new cluster and its instance before data arrives; assumed 10 min "
+        "(FACTS: restore.provisioning)",
+    )
+    throughput_mib_per_s: float = Field(
+        250.0,
+        gt=0,
+        le=1_000_000,
+        description="data copied from the snapshot per second, MiB/s: the copy takes size_gib x 1024 / this; "
+        "assumed 250 (FACTS: restore.duration)",
+    )
+    replay_speedup: float = Field(
+        20.0,
+        gt=0,
+        le=1_000_000,
+        description="point-in-time restore: logs from the base snapshot to the target replay this many times "
+        "faster than they were written; assumed 20 (FACTS: restore.replay)",
+    )
+    lazy_load: Duration | None = Field(
+        None,
+        ge=0,
+        le=600,
+        description="extra latency of the first access to each key on the restored instance (its block is "
+        "fetched from S3). Default 35 ms on RDS (EBS, FACTS: restore.lazy_load), 0 on Aurora, whose restore "
+        "copies the data before the cluster is available",
+    )
+
+    def resolve(self, topology: str) -> None:
+        if self.lazy_load is None:
+            self.lazy_load = 0.0 if topology == "aurora" else LAZY_LOAD_EBS_S
+
+
+LAZY_LOAD_EBS_S = 0.035  # FACTS: restore.lazy_load
 
 
 class Proxy(Strict):
@@ -635,10 +745,13 @@ class Cluster(Strict):
         None,
         description="Aurora Serverless v2 capacity range; required when an instance has class db.serverless",
     )
+    backup: Backup = Field(default_factory=Backup)
+    restore: RestoreSettings = Field(default_factory=RestoreSettings)
 
     @model_validator(mode="after")
     def _names(self) -> Cluster:
         self.failover.resolve(self.topology)
+        self.restore.resolve(self.topology)
         if self.writer.name is None:
             self.writer.name = "writer"
         for i, reader in enumerate(self.readers, start=1):
@@ -1236,6 +1349,88 @@ class LongTransaction(_Event):
     sessions: int = Field(1, ge=1, le=10_000, description="sessions running one each; default 1")
 
 
+class SnapshotEvent(_Event):
+    """A manual snapshot: a named restore point (kept until deleted, not bound to the retention period)."""
+
+    action: Literal["snapshot"]
+    name: Name | None = Field(
+        None, description="what a restore calls it; default snapshot-1, snapshot-2, ..."
+    )
+
+
+class Cutover(Strict):
+    """How the application moves to the restored cluster: its database name is switched to the new endpoint."""
+
+    enabled: bool = Field(
+        True,
+        description="false: an isolated restore drill (course 004 Hours 12-14); the application stays where it is",
+    )
+    update: Duration = Field(
+        120.0,
+        ge=0,
+        le=86400,
+        description="restored cluster available until the application's endpoint record (or secret) names it: "
+        "the runbook's manual step; assumed 2 min (FACTS: restore.cutover)",
+    )
+    dns_ttl: Duration = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="TTL of the record the application resolves: resolvers may answer with the old cluster for up "
+        "to this long after the switch; assumed 60 s (FACTS: restore.cutover)",
+    )
+    refresh_pools: bool = Field(
+        False,
+        description="one TTL after the switch the runbook soft-evicts every pool (HikariCP "
+        "softEvictConnections: idle connections close now, busy ones when returned; FACTS: hikari.soft_evict). "
+        "Otherwise connections to a surviving old cluster live until max_lifetime",
+    )
+
+
+RESTORE_FAULTS = (
+    "subnet_group_mismatch",
+    "kms_key_inaccessible",
+    "security_group_mismatch",
+    "app_config_old_endpoint",
+)
+
+
+class RestoreEvent(_Event):
+    """Restore the cluster from a backup into a NEW cluster and (by default) move the application to it."""
+
+    action: Literal["restore"]
+    from_: Literal["pitr", "snapshot"] = Field(
+        "pitr",
+        alias="from",
+        description="pitr: point-in-time restore from the automated backups; snapshot: from a snapshot. "
+        "Default pitr",
+    )
+    restore_time: Duration | None = Field(
+        None,
+        le=MAX_DURATION_S,
+        description="pitr: the simulated time to restore to; default the latest restorable time when the restore "
+        "starts (FACTS: backup.latest_restorable)",
+    )
+    snapshot: Name | None = Field(
+        None,
+        description="snapshot: a snapshot event's name, or `automated` (the latest automated snapshot); default "
+        "the latest manual snapshot before the restore, else the latest automated one",
+    )
+    old_cluster: Literal["lost", "available"] = Field(
+        "lost",
+        description="lost: the incident took the cluster out at `at` (its instances go down for good); "
+        "available: it keeps serving (a drill beside production, or a restore to before a bad change). "
+        "Default lost",
+    )
+    faults: list[Literal[RESTORE_FAULTS]] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="what breaks the drill (course 004 §14.5, FACTS: restore.failures): subnet_group_mismatch "
+        "and kms_key_inaccessible stop the restore; security_group_mismatch leaves the restored instance "
+        "unreachable from the application; app_config_old_endpoint leaves the application on the old endpoint",
+    )
+    cutover: Cutover = Field(default_factory=Cutover)
+
+
 Event = Annotated[
     Union[  # noqa: UP007
         Deploy,
@@ -1248,6 +1443,8 @@ Event = Annotated[
         Reboot,
         IdleInTransaction,
         LongTransaction,
+        SnapshotEvent,
+        RestoreEvent,
     ],
     Field(discriminator="action"),
 ]
@@ -1262,6 +1459,8 @@ EVENT_ACTIONS = (
     "reboot",
     "idle_in_transaction",
     "long_transaction",
+    "snapshot",
+    "restore",
 )
 
 _EXPECT = re.compile(r"[ \t]*([A-Za-z_][\w\-]*(?:\.[\w\-]+)*)[ \t]*(==|!=|<=|>=|<|>)[ \t]*(\S+)[ \t]*")
@@ -2007,6 +2206,140 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
             )
         if isinstance(ev, Deploy) and ev.wave_interval is None:
             ev.wave_interval = ev.overlap
+    _check_backup(s, source, lines)
+
+
+def _check_backup(s: Scenario, source: str, lines: dict[tuple, int | None]) -> None:
+    """Snapshot names, and a restore's source, target and what the model supports (FACTS: backup.*)."""
+    cluster = s.cluster
+    backup = cluster.backup
+    if cluster.topology == "aurora" and backup.retention_days == 0:
+        _fail(
+            "Aurora keeps automated backups for 1-35 days; 0 (no automated backups) exists only on RDS "
+            "(FACTS: backup.retention)",
+            ("cluster", "backup", "retention_days"),
+            source,
+            lines,
+        )
+    snapshots: dict[str, float] = {}
+    for i, ev in enumerate(s.events):
+        if isinstance(ev, SnapshotEvent):
+            if ev.name is None:
+                ev.name = f"snapshot-{len(snapshots) + 1}"
+            if ev.name == "automated" or ev.name in snapshots:
+                why = "names the automated snapshots" if ev.name == "automated" else "is used twice"
+                _fail(f"snapshot name {ev.name!r} {why}", ("events", i, "name"), source, lines)
+            snapshots[ev.name] = ev.at
+    restores = [(i, ev) for i, ev in enumerate(s.events) if isinstance(ev, RestoreEvent)]
+    for count, (i, ev) in enumerate(restores):
+        loc = ("events", i)
+        if count:
+            _fail(
+                f"one restore per run (the first is events[{restores[0][0]}]); run another scenario for the next",
+                (*loc, "action"),
+                source,
+                lines,
+            )
+        if cluster.proxy is not None:
+            _fail(
+                "restore with RDS Proxy is not modelled yet: the proxy's target would have to be re-registered to "
+                "the restored cluster; remove cluster.proxy",
+                (*loc, "action"),
+                source,
+                lines,
+            )
+        if cluster.writer.class_ == SERVERLESS_CLASS:
+            _fail(
+                f"restore of a {SERVERLESS_CLASS} writer is not modelled yet; use a provisioned class",
+                (*loc, "action"),
+                source,
+                lines,
+            )
+        restored = f"{cluster.writer.name}-restored"
+        if any(r.name == restored for r in cluster.readers):
+            _fail(
+                f"{restored!r} names the restored instance; call the reader something else",
+                (*loc, "action"),
+                source,
+                lines,
+            )
+        if len(set(ev.faults)) != len(ev.faults):
+            _fail("a fault is listed twice", (*loc, "faults"), source, lines)
+        if ev.from_ == "pitr":
+            _check_pitr(ev, backup, loc, source, lines)
+        else:
+            _check_snapshot_source(ev, backup, snapshots, loc, source, lines)
+
+
+def _check_pitr(ev: RestoreEvent, backup: Backup, loc: tuple, source: str, lines: dict) -> None:
+    if ev.snapshot is not None:
+        _fail(
+            "snapshot applies to `from: snapshot`; pitr restores to restore_time",
+            (*loc, "snapshot"),
+            source,
+            lines,
+        )
+    if backup.retention_days == 0:
+        _fail(
+            "point-in-time restore needs automated backups, and cluster.backup.retention_days is 0; set 1-35 or "
+            "restore `from: snapshot`",
+            (*loc, "from"),
+            source,
+            lines,
+        )
+    if ev.restore_time is None:
+        return
+    latest = backup.latest_restorable(ev.at)
+    if ev.restore_time > latest:
+        _fail(
+            f"restore_time {ev.restore_time:g} s is after the latest restorable time when the restore starts "
+            f"({latest:g} s: logs reach S3 every {backup.log_upload_interval:g} s, FACTS: backup.latest_restorable)",
+            (*loc, "restore_time"),
+            source,
+            lines,
+        )
+    if ev.at - ev.restore_time > backup.retention_days * 86400.0:
+        _fail(
+            f"restore_time {ev.restore_time:g} s is older than the {backup.retention_days}-day retention period",
+            (*loc, "restore_time"),
+            source,
+            lines,
+        )
+
+
+def _check_snapshot_source(
+    ev: RestoreEvent, backup: Backup, snapshots: dict[str, float], loc: tuple, source: str, lines: dict
+) -> None:
+    if ev.restore_time is not None:
+        _fail(
+            "restore_time applies to `from: pitr`; a snapshot restores to the time it was taken",
+            (*loc, "restore_time"),
+            source,
+            lines,
+        )
+    before = {name: at for name, at in snapshots.items() if at < ev.at}
+    if ev.snapshot is not None and ev.snapshot != "automated" and ev.snapshot not in before:
+        close = difflib.get_close_matches(ev.snapshot, list(before), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        listed = ", ".join([*before, "automated"] if backup.retention_days else list(before)) or "none"
+        later = " (it is taken after the restore starts)" if ev.snapshot in snapshots else ""
+        _fail(
+            f"no snapshot {ev.snapshot!r} before the restore{later}; {hint}snapshots: {listed}",
+            (*loc, "snapshot"),
+            source,
+            lines,
+        )
+    wants_automated = ev.snapshot == "automated" or (ev.snapshot is None and not before)
+    if wants_automated and backup.retention_days == 0:
+        _fail(
+            "no automated snapshots (cluster.backup.retention_days is 0) and no snapshot event before the "
+            "restore; add `{at, action: snapshot}` or set retention_days",
+            (*loc, "snapshot"),
+            source,
+            lines,
+        )
+    if ev.snapshot is None:  # the latest manual snapshot, else the latest automated one
+        ev.snapshot = max(before, key=lambda name: before[name]) if before else "automated"
 
 
 # ------------------------------------------------------------------------------------------- overrides

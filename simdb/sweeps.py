@@ -39,6 +39,7 @@ PLOT_METRICS = (
     "availability.write_downtime_s",
     "replication.stale_reads",
     "replication.read_your_writes_violations",
+    "restore.rto_s",
 )
 
 

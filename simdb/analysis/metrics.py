@@ -28,6 +28,7 @@ from ..record import (
 from ..scenario import parse_expect
 from .availability import attempt_peak, failover_summaries
 from .fleets import lambda_summary, lambda_timeseries, proxy_summary, proxy_timeseries, storms
+from .restore import restore_summary
 from .serverless import cost_timeseries, serverless_summary, transactions_summary
 from .staleness import mean_lag_per_bin, replica_lag_at, stale_reads
 from .steps import connection_delta, level_at, peak_in, rnd, step_levels
@@ -175,7 +176,38 @@ class Analysis:
         )
 
     def events_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.raw.recorder.events, columns=["time_s", "kind", "target", "detail"])
+        events = list(self.raw.recorder.events)
+        restore = self.restore
+        moved_at = restore["cutover"]["completed_s"]
+        if moved_at is not None:
+            # found after the run, from the requests; placed in time order among the model's events
+            at = next((i for i, e in enumerate(events) if e[0] > moved_at), len(events))
+            events.insert(
+                at,
+                (
+                    moved_at,
+                    "cutover_completed",
+                    restore["restored_instance"],
+                    f"all {restore['cutover']['clients']} clients on the restored cluster, "
+                    f"{restore['cutover_s']:g} s after it was available",
+                ),
+            )
+        return pd.DataFrame(events, columns=["time_s", "kind", "target", "detail"])
+
+    @cached_property
+    def restore(self) -> dict[str, Any]:
+        """summary.json's `restore` (a neutral block without a restore event)."""
+        c = self.cols
+        return restore_summary(
+            self.raw.extra.get("restore"),
+            c["t_arrive"],
+            c["t_end"],
+            self.ok,
+            self.is_write,
+            c["instance"],
+            (self.service << 32) | c["task"].astype(np.int64),
+            self.duration,
+        )
 
     def timeseries(self) -> pd.DataFrame:
         raw = self.raw
@@ -269,6 +301,8 @@ class Analysis:
             proxy_timeseries(ts, raw.extra["proxy"], conn, n, interval)
         lambda_timeseries(ts, raw.extra.get("lambda", {}), n, interval)
         cost_timeseries(ts, raw.extra.get("serverless"), interval)
+        if raw.extra.get("restore") is not None:
+            ts["LazyLoads"] = _rate(np.asarray(raw.extra["restore"]["loads"], dtype=np.float64), n, interval)
         self._replication_timeseries(ts, n, interval)
         return pd.DataFrame(ts)
 
@@ -359,6 +393,7 @@ class Analysis:
                 self.warmup,
                 self.duration,
             ),
+            "restore": self.restore,
             "theory": self._theory(),
         }
         summary["expect"] = evaluate_expectations(s.expect, summary)

@@ -94,7 +94,7 @@ class Failovers:
             storage.set_writer_az(az)
         elif isinstance(storage, EbsStorage) and self.topology != "single-az":
             if standbys is None:  # multi-az-cluster: the other two instances, those down not answering
-                others = [i for i in self.sim.instances if i is not self.writer]
+                others = [i for i in self.sim.instances if i is not self.writer and not i.restored]
                 standbys = [i.az for i in others]
                 missing = {i.az for i in others if not i.up}
             storage.set_writer(az, standbys, missing or set())

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..rng import exponentials
 from ..units import format_duration
+from .restore import schedule_restore, schedule_snapshot
 from .sessions import schedule_sessions
 from .storage import AuroraVolume
 
@@ -197,6 +198,8 @@ HANDLERS: dict[str, Callable[[Sim, Any, int], None]] = {
     "reboot": _reboot,
     "idle_in_transaction": schedule_sessions,
     "long_transaction": schedule_sessions,
+    "snapshot": schedule_snapshot,
+    "restore": schedule_restore,
 }
 
 

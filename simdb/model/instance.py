@@ -65,6 +65,7 @@ class Instance:
     is_proxy = False
     serverless = False
     paused = False  # Serverless v2 auto-pause: connection attempts wait for the resume
+    restored = False  # the instance of a cluster restored from backup (model.restore)
 
     def __init__(
         self,

@@ -376,6 +376,10 @@ class Pool:
         if not conn.broken:  # a broken connection was already closed on the server side
             conn.instance.disconnect(self.service.index, conn.id)
 
+    def soft_evict(self, conn: Connection) -> None:
+        """HikariCP softEvictConnections for one connection: closed now if idle, when returned if busy."""
+        self._expired(conn)
+
     def _expired(self, conn: Connection) -> None:
         if conn.closed:
             return
@@ -421,8 +425,9 @@ def open_connection(owner: Any, resolver: Resolver):  # type: ignore[no-untyped-
     elif owner.setup_s:
         yield env.timeout(owner.setup_s)
     instance = address.target()
-    if instance is None or not instance.up:
-        # a dead host, or one whose database is down (or moved away): refused, or no answer at all
+    if instance is None or not instance.up or address.unreachable:
+        # a dead host, or one whose database is down (or moved away), or packets dropped on the way (a
+        # security group that does not admit the client): refused, or no answer at all
         inst_index = address.instance.index
         if address.unreachable:
             rec.connection(env._now, inst_index, service.index, CONN_TIMED_OUT)
