@@ -66,6 +66,8 @@ PLOT_CAPTIONS = {
     "invocations, throttles and cold starts; DatabaseConnections.",
     "serverless.png": "Serverless v2: capacity per instance against min/max ACU; CPU, requests and "
     "connections; cost against the provisioned instance.",
+    "restore.png": "Restore drill: the phases (provisioning, copy, replay, cutover) shaded; requests per "
+    "second on the old and the restored cluster; lazy loads.",
 }
 # what the simulated side of the connection budget counts (the theory also counts Lambda and proxy caps)
 POOLS = "(simulated: Σ max_size of the live pools)"
@@ -444,6 +446,13 @@ def _serverless(s: Mapping[str, Any]) -> str:
     )
 
 
+def _restore(s: Mapping[str, Any]) -> str:
+    r = s.get("restore") or {}
+    if not _nonzero(r.get("restores")):
+        return ""
+    return _section("restore", "Restore drill", kv_table(r, "restore."))
+
+
 def _transactions(s: Mapping[str, Any], plain: Mapping[str, Any]) -> str:
     tx, held = s["transactions"], plain["transactions"].get("held_sessions") or []
     if not (held or _nonzero(tx.get("terminated"))):
@@ -643,6 +652,7 @@ _NAV = (
     ("lambda", "Lambda"),
     ("serverless", "Serverless"),
     ("transactions", "Transactions"),
+    ("restore", "Restore"),
     ("theory", "Theory"),
     ("findings", "Findings"),
     ("plots", "Plots"),
@@ -691,6 +701,7 @@ def run_html(result: Any, folder: Path) -> str:
         _lambda(s),
         _serverless(s),
         _transactions(s, plain),
+        _restore(s),
         _theory(s),
     ]
     sections.append(findings_section(run_findings(result)))

@@ -63,6 +63,8 @@ RUNS: dict[str, tuple[Any, dict[str, Any], str | None, bool]] = {
     "failover-reconnect-fixed": ("failover-reconnect-fixed", {}, None, True),
     "maxlifetime-waves": ("maxlifetime-waves", {}, None, True),
     "maxlifetime-spread": ("maxlifetime-spread", {}, None, True),
+    "restore-drill-untested": ("restore-drill-untested", {}, None, True),
+    "restore-drill-rehearsed": ("restore-drill-rehearsed", {}, None, True),
     "failover-proxy": ("failover-proxy", {}, None, True),
     "failover-dns-cache": ("failover-dns-cache", {}, None, True),
     "failover-dns-fixed": ("failover-dns-fixed", {}, None, True),
@@ -105,6 +107,7 @@ BROKEN = {
     "connection-budget-overlap": ["connection-budget-exceeded"],
     "failover-reconnect-storm": ["reconnect-storm"],
     "maxlifetime-waves": ["connection-churn-wave"],
+    "restore-drill-untested": ["restore-failed"],
     "failover-dns-cache": ["failover-stale-endpoint"],
     # the description's own second symptom: invocations wait up to 120 s to borrow, so concurrency
     # climbs to the account's 10,000 and most of the burst is throttled
@@ -126,6 +129,7 @@ FIXED = {
     "failover-proxy": "failover-dns-cache",
     "failover-reconnect-fixed": "failover-reconnect-storm",
     "maxlifetime-spread": "maxlifetime-waves",
+    "restore-drill-rehearsed": "restore-drill-untested",
     "proxy-borrow-fixed": "proxy-borrow-timeout",
     "lambda-burst-proxy": "lambda-burst-direct",
     "replica-lag-routed": "replica-lag-stale-reads",

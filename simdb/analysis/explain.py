@@ -976,6 +976,64 @@ def storage_quorum_lost(c: Context) -> list[Finding]:
 
 
 # id -> rule; the order is the order of the README's table
+def restore_failed(c: Context) -> list[Finding]:
+    r = c.get("restore", {}) or {}
+    if not r.get("restores") or r.get("succeeded"):
+        return []
+    started = float(r.get("started_s") or 0.0)
+    failed_at = r.get("failed_s") or (r.get("cutover") or {}).get("failed_s")
+    end = c.duration
+    cut = r.get("cutover") or {}
+    lost = int(r.get("writes_lost") or 0)
+    detect = (
+        f"The restore started at {_t(started)} ({r.get('from')}, faults: {', '.join(r.get('faults') or []) or 'none'}) "
+        + (
+            f"and the restored cluster was available at {_t(float(r['available_s']))} (RTO {_num(float(r['rto_s']))} s), "
+            if r.get("completed")
+            else "and never produced an available cluster, "
+        )
+        + f"but the drill failed: {r.get('reason') or 'no reason recorded'} (restore.succeeded false"
+        + (
+            f"; {cut.get('clients_not_cut_over')} of {cut.get('clients')} clients not on the restored cluster"
+            if cut.get("clients")
+            else ""
+        )
+        + f"; {lost} committed writes after the restore point are lost, RPO {_num(float(r.get('rpo_s') or 0))} s)."
+        + " Threshold: any restore that does not end with every client on the restored cluster."
+    )
+    return [
+        Finding(
+            id="restore-failed",
+            title="Restore drill failed",
+            severity="critical",
+            why=(
+                "A backup is only as good as the restore nobody rehearsed: a restore creates a new cluster "
+                "with new endpoints, and it needs the KMS key, a matching subnet and security groups, and an "
+                "application that can be pointed at it. Any of these found missing during an incident "
+                "turns a 30 min RTO into hours."
+            ),
+            detect=detect,
+            fix=(
+                "Run scheduled restore drills with realistic data size and measure RTO and the cutover; check "
+                "KMS key grants and network settings for the restore target ahead of time; make the "
+                "application's endpoint a configuration (a DNS name or secret) the runbook switches, and "
+                "refresh the pools after the switch."
+            ),
+            metric="restore.succeeded",
+            source="summary.json",
+            unit="true/false",
+            t_start=started,
+            t_end=float(failed_at) if failed_at is not None and not r.get("completed") else end,
+            values={
+                "reason": r.get("reason"),
+                "rto_s": r.get("rto_s"),
+                "rpo_s": r.get("rpo_s"),
+                "writes_lost": lost,
+            },
+        )
+    ]
+
+
 RULES: dict[str, Callable[[Context], list[Finding]]] = {
     "connection-budget-exceeded": connection_budget_exceeded,
     "pool-acquire-timeout": pool_acquire_timeout,
@@ -987,6 +1045,7 @@ RULES: dict[str, Callable[[Context], list[Finding]]] = {
     "read-your-writes-violation": read_your_writes_violations,
     "serverless-capacity-pinned": serverless_capacity_pinned,
     "storage-quorum-lost": storage_quorum_lost,
+    "restore-failed": restore_failed,
 }
 
 
