@@ -10,16 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.figure import Figure
 
 from .record import ERROR_CODES
 
-ERROR_COLORS = dict(zip(ERROR_CODES, plt.get_cmap("tab10").colors, strict=False))
+ERROR_COLORS = dict(zip(ERROR_CODES, matplotlib.colormaps["tab10"].colors, strict=False))
 # the end of something already marked: a thin grey line, no label
 QUIET_EVENTS = ("tasks_stopped", "write_spike_end", "instance_up", "az_recovered", "storage_repaired")
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
+    """A figure and its axes without pyplot: files are drawn with the Agg canvas whatever backend a
+    notebook or script has chosen, and nothing is left open in pyplot's figure list."""
+    fig = Figure(**{k: kwargs.pop(k) for k in ("figsize", "constrained_layout", "layout") if k in kwargs})
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _decorate(ax: Any, events: pd.DataFrame, summary: dict[str, Any], label: bool) -> None:
@@ -67,7 +72,7 @@ def timeline(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pa
     """Stacked panels: connections vs limits, throughput and errors, latency; events marked."""
     t = ts["time_s"]
     storage = "StorageCopiesReachable" in ts and ts["StorageCopiesReachable"].min() < 6
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         4 if storage else 3, 1, figsize=(11, 11 if storage else 9), sharex=True, constrained_layout=True
     )
     fig.suptitle(f"{summary['scenario']} — timeline (seed {summary['seed']})")
@@ -128,14 +133,13 @@ def timeline(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pa
         ax.legend(loc="lower left", fontsize=7, ncol=3)
     axes[-1].set_xlabel("simulated time (s)")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def connections(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
     """Per instance: connections vs max_connections, connection attempts and rejections per second."""
     names = list(summary["connections"]["max_connections"])
     t = ts["time_s"]
-    fig, axes = plt.subplots(2, 1, figsize=(11, 7), sharex=True, constrained_layout=True)
+    fig, axes = _subplots(2, 1, figsize=(11, 7), sharex=True, constrained_layout=True)
     fig.suptitle(f"{summary['scenario']} — connections (seed {summary['seed']})")
     ax = axes[0]
     for name in names:
@@ -160,14 +164,13 @@ def connections(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any],
     _decorate(ax, events, summary, label=False)
     ax.legend(loc="upper left", fontsize=7)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def stale_reads(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
     """Stale-read fraction and read-your-writes violations above replica lag and the write rate."""
     t = ts["time_s"]
     rep = summary["replication"]
-    fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
+    fig, axes = _subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
     fig.suptitle(
         f"{summary['scenario']} — stale reads (seed {summary['seed']}): "
         f"{rep['stale_reads']} of {rep['reads_on_replicas']} replica reads stale, "
@@ -226,7 +229,6 @@ def stale_reads(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any],
     _decorate(ax, events, summary, label=False)
     ax.legend(loc="upper left", fontsize=7)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # failover phases, shaded in downtime.png: (summary key where it starts, key where it ends, label, colour)
@@ -270,7 +272,7 @@ def downtime(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pa
     """Per service: successful and failed requests per second, the failover phases shaded."""
     t = ts["time_s"]
     services = [c.split(".", 1)[1] for c in ts.columns if c.startswith("Requests.")]
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         len(services) + 1,
         1,
         figsize=(11, 3 + 2.6 * (len(services) + 1)),
@@ -311,13 +313,12 @@ def downtime(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pa
     if not summary["failovers"]:
         axes[0].text(0.5, 0.9, "no writer outage in this run", ha="center", transform=axes[0].transAxes)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def proxy(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
     """RDS Proxy: client and DB connections against the cap, borrow latency and borrow timeouts."""
     t = ts["time_s"]
-    fig, axes = plt.subplots(2, 1, figsize=(11, 7), sharex=True, constrained_layout=True)
+    fig, axes = _subplots(2, 1, figsize=(11, 7), sharex=True, constrained_layout=True)
     fig.suptitle(f"{summary['scenario']} — RDS Proxy (seed {summary['seed']})")
     ax = axes[0]
     ax.plot(t, ts["ClientConnections"], lw=1.3, label="ClientConnections")
@@ -361,14 +362,13 @@ def proxy(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path:
     _decorate(ax, events, summary, label=False)
     ax.legend(loc="upper left", fontsize=7)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def lambdas(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
     """Lambda: concurrency and environments, invocations and throttles, and what they do to the DB."""
     t = ts["time_s"]
     functions = summary["lambda"]["functions"]
-    fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
+    fig, axes = _subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
     fig.suptitle(f"{summary['scenario']} — Lambda (seed {summary['seed']})")
     ax = axes[0]
     for name, f in functions.items():
@@ -406,7 +406,6 @@ def lambdas(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pat
     _decorate(ax, events, summary, label=False)
     ax.legend(loc="upper right", fontsize=7)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def serverless(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
@@ -419,7 +418,7 @@ def serverless(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], 
     x = t / scale
     shift = {**summary, "warmup_s": (summary.get("warmup_s") or 0) / scale}
     ev = events.assign(time_s=events["time_s"] / scale)
-    fig, axes = plt.subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
+    fig, axes = _subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
     fig.suptitle(f"{summary['scenario']} — Aurora Serverless v2 (seed {summary['seed']})")
     ax = axes[0]
     for name in sv["instances"]:
@@ -475,7 +474,6 @@ def serverless(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], 
     _decorate(ax, ev, shift, label=False)
     ax.legend(loc="upper left", fontsize=7)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # restore phases, shaded in restore.png: (start, end, label, colour); times from summary `restore`
@@ -543,7 +541,7 @@ def restore(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pat
     scale, unit = (60.0, "min") if end >= 1800 else (1.0, "s")
     x = ts["time_s"] / scale
     services = [c.split(".", 1)[1] for c in ts.columns if c.startswith("Requests.")]
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         len(services) + 2,
         1,
         figsize=(11, 3 + 2.6 * (len(services) + 2)),
@@ -603,7 +601,6 @@ def restore(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pat
     ax.legend(loc="upper left", fontsize=7)
     ax.set_xlabel(f"simulated time ({unit})")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], folder: Path) -> list[Path]:
@@ -652,7 +649,7 @@ def sweep_plots(sweep: Any, folder: Path) -> list[Path]:
     written = []
     for param in params:
         others = [p for p in params if p != param]
-        fig, axes = plt.subplots(
+        fig, axes = _subplots(
             len(metrics),
             1,
             figsize=(9, 2.6 * len(metrics) + 0.6),
@@ -685,6 +682,5 @@ def sweep_plots(sweep: Any, folder: Path) -> list[Path]:
             last.set_xticks(range(len(values)), [str(v) for v in values])
         path = folder / f"sweep_{param.replace('.', '_')}.png"
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         written.append(path)
     return written
