@@ -1501,7 +1501,6 @@ class Scenario(Strict):
 
     name: Name
     description: str = ""
-    case: CaseRef | None = Field(None, description="the course failure case this scenario reproduces")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="run seed; every random stream derives from it")
     duration: Duration = Field(
         600.0, gt=0, le=MAX_DURATION_S, description="simulated time; assumed default 10 min"
@@ -1525,6 +1524,7 @@ class Scenario(Strict):
         default_factory=list,
         description='checks on summary.json, e.g. "requests.errors.acquire_timeout == 0"',
     )
+    case: CaseRef | None = Field(None, description="the course failure case this scenario reproduces")
 
 
 def expect_error(scenario: Scenario, index: int, message: str) -> ScenarioError:
