@@ -67,6 +67,8 @@ PLOT_CAPTIONS = {
     "invocations, throttles and cold starts; DatabaseConnections.",
     "serverless.png": "Serverless v2: capacity per instance against min/max ACU; CPU, requests and "
     "connections; cost against the provisioned instance.",
+    "global.png": "Aurora Global Database: cross-Region replication lag and RPO lag; writes through each "
+    "switchover or failover with its phases shaded; the lag readers in the secondary Region see.",
 }
 # what the simulated side of the connection budget counts (the theory also counts Lambda and proxy caps)
 POOLS = "(simulated: Σ max_size of the live pools)"
