@@ -152,6 +152,7 @@ class Sim:
         # reader endpoints and the Region each serves ("" outside aurora-global)
         self.reader_endpoints: dict[str, str] = {}
         # the writer endpoint; in aurora-global the global writer endpoint, which follows the primary Region
+        # (FACTS: global.endpoints)
         self._add_endpoint("writer", [writer])
         # Aurora's reader endpoint falls back to the writer; on RDS, `reader` spreads over the replicas
         if cluster.is_aurora or readers:

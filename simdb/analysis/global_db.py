@@ -1,5 +1,6 @@
 """Aurora Global Database results: cross-Region lag, each switchover's and failover's RPO and lost writes,
-and the timeseries CloudWatch reports for it (FACTS: global.lag, global.failover, global.switchover).
+and the timeseries CloudWatch reports for it (FACTS: global.lag, global.failover, global.switchover,
+global.metrics).
 
 Definitions (times in seconds; the model records, per write, when it reached the other Region's volume,
 infinite when a failover's cut left it behind):
