@@ -1868,6 +1868,14 @@ def _check_global(cluster: Cluster, source: str, lines: dict[tuple, int | None])
                 source,
                 lines,
             )
+        if reader.class_ == SERVERLESS_CLASS:
+            _fail(
+                f"{SERVERLESS_CLASS} (Serverless v2) in an aurora-global cluster is not modelled yet; use a "
+                "provisioned class",
+                (*loc, "class"),
+                source,
+                lines,
+            )
         if reader.endpoint is not None:
             _fail(
                 "custom endpoints are modelled for the primary cluster's readers only",

@@ -30,13 +30,13 @@ import numpy as np
 from ..record import OK
 from ..rng import uniforms
 from .replication import Epoch, GlobalPlan
+from .services import ServiceRuntime
 from .storage import COPIES_PER_AZ, AuroraVolume, draw_lognormal
 
 if TYPE_CHECKING:
     from ..engine import Sim
     from ..scenario import Phase
     from .instance import Instance
-    from .services import ServiceRuntime
 
 
 def az_name(primary: str, region: str, letter: str) -> str:
@@ -135,11 +135,10 @@ class GlobalDatabase:
                 failovers.in_service.remove(inst)
         stopped = []
         for svc in sim.services:
-            home = svc.spec.region or self.home
-            if svc.kind == "ecs" and home == region and svc.serving:  # type: ignore[union-attr]
-                runtime: ServiceRuntime = svc  # type: ignore[assignment]
-                stopped.append((runtime, len(runtime.serving)))
-                runtime.stop_tasks(list(runtime.serving))
+            # ecs tasks placed in the Region stop with it (Lambda functions are not modelled so)
+            if isinstance(svc, ServiceRuntime) and (svc.spec.region or self.home) == region and svc.serving:
+                stopped.append((svc, len(svc.serving)))
+                svc.stop_tasks(list(svc.serving))
         self._stopped[region] = stopped
         if failovers.writer.region == region and failovers.writer in taken:
             failovers.busy = True  # no in-Region failover: the whole Region is gone
