@@ -138,6 +138,22 @@ def _print_summary(result: Any, out: Path | None) -> None:
             f"{rep['stale_reads']} of {rep['reads_on_replicas']} replica reads stale, "
             f"{rep['read_your_writes_violations']} read-your-writes violations"
         )
+    gl = s.get("global")
+    if gl and gl["regions"]:
+        ops = "; ".join(
+            f"{o['kind']} at {o['start_s']:g} s to {o['to_region']}: RPO {o['rpo_s'] * 1000:.0f} ms, "
+            f"{o['lost_writes']} writes lost"
+            + (
+                f", every client writing again {o['recovery_s']:.1f} s later"
+                if o["recovery_s"] is not None
+                else ""
+            )
+            for o in gl["operations"]
+        )
+        lines.append(
+            f"global     {gl['regions'][0]} -> {gl['regions'][1]}: cross-Region lag mean {gl['lag_ms']['mean']:.0f} ms, "
+            f"max {gl['lag_ms']['max']:.0f} ms; {ops or 'no switchover or failover'}"
+        )
     px, fn = s["proxy"], s["lambda"]
     if px["borrows"] or px["borrow_timeouts"]:
         lines.append(

@@ -19,6 +19,7 @@ from .catalog import INSTANCE_CLASSES, SERVERLESS_CLASS, default_max_connections
 from .model.endpoints import Endpoint
 from .model.failover import Failovers
 from .model.faults import schedule_all, schedule_random_failures
+from .model.global_db import GlobalDatabase, az_name
 from .model.instance import Instance
 from .model.lambdas import Account, LambdaRuntime
 from .model.proxy import Proxy
@@ -44,6 +45,7 @@ class InstanceInfo:
     vcpu: int
     memory_gib: float
     max_connections: int
+    region: str = ""  # aurora-global: the instance's Region
 
 
 @dataclass(frozen=True)
@@ -100,19 +102,22 @@ class Sim:
         self._connection_ids = 0
         self.az_outages: dict[str, int] = {}
         cluster = scenario.cluster
-        specs = [("writer", cluster.writer), *(("reader", r) for r in cluster.readers)]
+        regions = cluster.regions()
+        home = regions[0] if regions else ""
+        specs = [("writer", cluster.writer, home), *(("reader", r, home) for r in cluster.readers)]
+        if cluster.secondary is not None:
+            specs += [("reader", r, regions[1]) for r in cluster.secondary.readers]
         self.instances: list[Instance] = []
         serverless: list[ServerlessInstance] = []
-        for index, (role, spec) in enumerate(specs):
+        for index, (role, spec, region) in enumerate(specs):
+            az = az_name(home, region, spec.az)
             inst: Instance
             if spec.class_ == SERVERLESS_CLASS:
                 assert cluster.serverless is not None  # validated
                 limit = cluster.parameters.max_connections or serverless_max_connections(
                     cluster.engine, cluster.serverless.min_acu, cluster.serverless.max_acu
                 )
-                inst = ServerlessInstance(
-                    self, index, spec.name or role, role, spec.az, cluster.serverless, limit
-                )
+                inst = ServerlessInstance(self, index, spec.name or role, role, az, cluster.serverless, limit)
                 serverless.append(inst)
             else:
                 cls = INSTANCE_CLASSES[spec.class_]
@@ -125,7 +130,7 @@ class Sim:
                     index,
                     spec.name or role,
                     role,
-                    spec.az,
+                    az,
                     spec.vcpu or cls.vcpu,
                     memory,
                     max_conn,
@@ -133,19 +138,31 @@ class Sim:
                 )
             inst.tier = spec.tier
             inst.custom_endpoint = spec.endpoint
+            inst.region = region
             self.instances.append(inst)
-        writer, readers = self.instances[0], self.instances[1:]
+        writer = self.instances[0]
+        readers = [i for i in self.instances[1:] if i.region == home]
         self.serverless: ServerlessFleet | None = None
         if serverless:
             assert cluster.serverless is not None
             self.serverless = ServerlessFleet(self, cluster.serverless, serverless)
         self.sessions: list[HeldSessions] = []
         self.storage = self._build_storage()
+        self.storage.region = home
         self.endpoints: dict[str, Endpoint] = {}
+        # reader endpoints and the Region each serves ("" outside aurora-global)
+        self.reader_endpoints: dict[str, str] = {}
+        # the writer endpoint; in aurora-global the global writer endpoint, which follows the primary Region
+        # (FACTS: global.endpoints)
         self._add_endpoint("writer", [writer])
         # Aurora's reader endpoint falls back to the writer; on RDS, `reader` spreads over the replicas
-        if cluster.topology == "aurora" or readers:
+        if cluster.is_aurora or readers:
             self._add_endpoint("reader", readers or [writer])
+            self.reader_endpoints["reader"] = home
+        if regions:
+            secondary = [i for i in self.instances if i.region == regions[1]]
+            self._add_endpoint(f"reader:{regions[1]}", secondary)
+            self.reader_endpoints[f"reader:{regions[1]}"] = regions[1]
         for custom in sorted({r.endpoint for r in cluster.readers if r.endpoint}):
             members = [
                 inst for inst, spec in zip(readers, cluster.readers, strict=True) if spec.endpoint == custom
@@ -153,6 +170,7 @@ class Sim:
             self._add_endpoint(f"custom:{custom}", members)
 
         self.failovers = Failovers(self)
+        self.global_db = GlobalDatabase(self) if regions else None
         self.proxy: Proxy | None = None
         if cluster.proxy is not None:
             self.proxy = Proxy(self, cluster.proxy, len(self.endpoints))
@@ -199,7 +217,7 @@ class Sim:
     def _build_storage(self) -> StorageModel:
         cluster = self.scenario.cluster
         spec, writer_az = cluster.storage, cluster.writer.az
-        if cluster.topology == "aurora":
+        if cluster.is_aurora:
             return AuroraVolume(self, spec, writer_az)
         if cluster.topology == "multi-az-instance":
             assert cluster.standby_az is not None
@@ -275,7 +293,7 @@ class Sim:
         kind = self.scenario.cluster.replica_kind()
         now = self.env.now
         return [
-            ReplicaInfo(i.name, i.index, kind, tuple((a, min(b, now)) for a, b in i.down_log))
+            ReplicaInfo(i.name, i.index, kind, tuple((a, min(b, now)) for a, b in i.down_log), i.region)
             for i in self.instances
             if i.initial_role == "reader"
         ]
@@ -293,6 +311,11 @@ class Sim:
         downtime = {i.name: [(a, min(b, now)) for a, b in i.down_log] for i in self.instances if i.down_log}
         cpu = {r.name: samples.get(f"CPUUtilization.{r.name}", np.empty(0)) / 100.0 for r in replicas}
         scenario = self.scenario
+        write_instance = rec["instance"][mask][order].astype(np.int64)
+        plan = self.global_db.plan() if self.global_db is not None else None
+        arrival, epoch = (
+            plan.all_arrivals(write_t) if plan is not None else (np.empty(0), np.empty(0, np.int64))
+        )
         return ReplicationLog(
             write_t=write_t,
             write_key=rec["key"][mask][order],
@@ -300,8 +323,20 @@ class Sim:
             write_query=query[mask][order],
             replicas=replicas,
             apply_t=apply_times(
-                scenario.cluster, replicas, write_t, cpu, downtime, scenario.timeseries_interval, now
+                scenario.cluster,
+                replicas,
+                write_t,
+                cpu,
+                downtime,
+                scenario.timeseries_interval,
+                now,
+                write_instance,
+                plan,
+                arrival if plan is not None else None,
             ),
+            write_instance=write_instance,
+            global_arrival=arrival,
+            global_epoch=epoch,
         )
 
     def _storage_log(self) -> StorageLog:
@@ -328,7 +363,14 @@ class Sim:
             recorder=self.rec,
             instances=[
                 InstanceInfo(
-                    i.name, i.initial_role, i.az, i.instance_class, i.vcpu, i.memory_gib, i.max_connections
+                    i.name,
+                    i.initial_role,
+                    i.az,
+                    i.instance_class,
+                    i.vcpu,
+                    i.memory_gib,
+                    i.max_connections,
+                    i.region,
                 )
                 for i in self.instances
             ],
@@ -358,6 +400,7 @@ class Sim:
                 "sessions": [h.log() for h in self.sessions],
                 "terminated": {i.name: list(i.terminated_t) for i in self.instances if i.terminated_t},
                 "restore": self.restore.log() if self.restore is not None else None,
+                "global": self.global_db.log() if self.global_db is not None else None,
             },
         )
 

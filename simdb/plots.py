@@ -603,6 +603,107 @@ def restore(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], pat
     fig.savefig(path, dpi=110)
 
 
+# a global operation's phases, shaded in global.png: (key where it starts, key where it ends, label, colour)
+GLOBAL_PHASES = (
+    ("failure_s", "start_s", "until the failover is started", "tab:red"),
+    ("start_s", "synced_s", "switchover: secondary catches up", "tab:blue"),
+    ("promotion_started_s", "writer_available_s", "promotion", "tab:orange"),
+    ("writer_available_s", "dns_updated_s", "global writer endpoint DNS update", "gold"),
+    ("dns_updated_s", "clients_recovered_s", "DNS TTL and client caches", "tab:cyan"),
+)
+
+
+def _global_phases(ax: Any, summary: dict[str, Any], label: bool) -> None:
+    for op in summary["global"]["operations"]:
+        for start_key, end_key, name, color in GLOBAL_PHASES:
+            a, b = op[start_key], op[end_key]
+            if a is None or b is None or b <= a:
+                continue
+            ax.axvspan(a, b, color=color, alpha=0.18, zorder=0, label=name if label else None)
+        if op["failure_s"] is not None:
+            ax.axvline(
+                op["failure_s"], color="tab:red", lw=1.3, label="replication stopped" if label else None
+            )
+        label = False
+
+
+def global_db(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    """Aurora Global Database: cross-Region lag and RPO lag, writes through each switchover or failover,
+    and what readers in the secondary Region see."""
+    t = ts["time_s"]
+    g = summary["global"]
+    regions = g["regions"]
+    fig, axes = _subplots(3, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
+    fig.suptitle(
+        f"{summary['scenario']} — Aurora Global Database {regions[0]} → {regions[1]} (seed {summary['seed']})\n"
+        f"{g['switchovers']} switchover(s), {g['failovers']} failover(s); RPO {g['rpo_s'] * 1000:.0f} ms, "
+        f"{g['lost_writes']} committed writes lost"
+    )
+    ax = axes[0]
+    ax.plot(
+        t, ts["AuroraGlobalDBReplicationLag"], color="tab:blue", lw=1.1, label="AuroraGlobalDBReplicationLag"
+    )
+    ax.plot(
+        t,
+        ts["AuroraGlobalDBRPOLag"],
+        color="tab:red",
+        lw=1.0,
+        ls="--",
+        label="AuroraGlobalDBRPOLag (at the end)",
+    )
+    for op in g["operations"]:
+        if op["kind"] == "failover":
+            ax.annotate(
+                f"RPO {op['rpo_s'] * 1000:.0f} ms: {op['lost_writes']} writes lost",
+                xy=(op["failure_s"], 0.5),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, 0),
+                textcoords="offset points",
+                fontsize=8,
+                color="tab:red",
+            )
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("lag (ms)")
+    ax.set_title(
+        "Cross-Region replication: mean lag of the interval's commits; age of the oldest unreplicated one"
+    )
+    _decorate(ax, events, summary, label=True)
+    _global_phases(ax, summary, label=True)
+    ax.legend(loc="upper right", fontsize=7, ncol=2)
+
+    ax = axes[1]
+    ax.plot(t, ts["CommittedWrites"], color="tab:green", lw=1.1, label="committed writes / s")
+    ax.plot(t, ts["Errors"], color="tab:red", lw=1.0, label="failed requests / s")
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("per second")
+    ax.set_title(
+        f"Writes through the operations: {g['write_downtime_s']:.1f} s of client-seen write downtime"
+    )
+    _decorate(ax, events, summary, label=False)
+    _global_phases(ax, summary, label=False)
+    ax.legend(loc="upper left", fontsize=7)
+
+    ax = axes[2]
+    reads = g["secondary_reads"]
+    shown = False
+    for name in g["secondary_instances"]:
+        col = f"AuroraReplicaLag.{name}"
+        if col in ts:
+            ax.plot(t, ts[col], lw=1.0, label=f"AuroraReplicaLag {name} (end to end)")
+            shown = True
+    ax.set_ylabel("lag (ms)")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("simulated time (s)")
+    ax.set_title(
+        f"Reads in {regions[1]}: {reads['stale_reads']} of {reads['reads']} stale, "
+        f"{reads['read_your_writes_violations']} read-your-writes violations"
+    )
+    _decorate(ax, events, summary, label=False)
+    if shown:
+        ax.legend(loc="upper left", fontsize=7)
+    fig.savefig(path, dpi=110)
+
+
 def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], folder: Path) -> list[Path]:
     """Every plot that applies: the four standard ones, plus proxy.png, lambda.png, serverless.png and
     restore.png when the run has them."""
@@ -629,6 +730,9 @@ def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], f
     if summary.get("restore", {}).get("restores"):
         out.append(folder / "restore.png")
         restore(ts, events, summary, out[-1])
+    if "AuroraGlobalDBReplicationLag" in ts:
+        out.append(folder / "global.png")
+        global_db(ts, events, summary, out[-1])
     return out
 
 

@@ -68,6 +68,8 @@ PLOT_CAPTIONS = {
     "connections; cost against the provisioned instance.",
     "restore.png": "Restore drill: the phases (provisioning, copy, replay, cutover) shaded; requests per "
     "second on the old and the restored cluster; lazy loads.",
+    "global.png": "Aurora Global Database: cross-Region replication lag and RPO lag; writes through each "
+    "switchover or failover with its phases shaded; the lag readers in the secondary Region see.",
 }
 # what the simulated side of the connection budget counts (the theory also counts Lambda and proxy caps)
 POOLS = "(simulated: Σ max_size of the live pools)"

@@ -701,7 +701,55 @@ class Serverless(Strict):
         return self
 
 
-TOPOLOGIES = ("single-az", "multi-az-instance", "multi-az-cluster", "aurora")
+class Secondary(Strict):
+    """Aurora Global Database: the secondary Region's cluster, read-only, fed by storage-level replication
+    from the primary Region (topology aurora-global; FACTS: global.lag)."""
+
+    region: Name = Field(
+        "secondary",
+        description="the secondary cluster's Region (a name, e.g. eu-west-1); default `secondary`",
+    )
+    readers: list[InstanceSpec] = Field(
+        default_factory=lambda: [InstanceSpec()],
+        min_length=1,
+        max_length=15,
+        description="1-15 readers of the secondary cluster (names default to secondary-1, secondary-2, ...); "
+        "a switchover or failover promotes one, lowest tier first, then the largest (FACTS: failover.tiers)",
+    )
+    lag: LatencyDist = Field(
+        default_factory=lambda: LatencyDist(p50=0.2, p99=0.8),
+        description="cross-Region replication lag (commit in the primary until the change is in the secondary's "
+        "volume), lognormal, drawn afresh every lag_step; assumed p50 200 ms, p99 800 ms so that it stays "
+        "under 1 s as documented (FACTS: global.lag)",
+    )
+    lag_step: Duration = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="the lag holds for this long, then a new one is drawn; assumed 1 s (the lag moves with the "
+        "network and the write stream, not per write)",
+    )
+    promotion: Annotated[Phase, BeforeValidator(_phase_shorthand)] = Field(
+        default_factory=lambda: Phase(min=20.0, max=50.0),
+        description="global failover: from the failover's start until the promoted secondary reader accepts "
+        "writes; uniform 20-50 s, under the documented minute (FACTS: global.promotion)",
+    )
+    switchover: Annotated[Phase, BeforeValidator(_phase_shorthand)] = Field(
+        default_factory=lambda: Phase(min=20.0, max=50.0),
+        description="global switchover: from the secondary having caught up until it accepts writes; AWS "
+        "publishes no figure ('unavailable for a short time'), assumed as promotion (FACTS: global.switchover)",
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> Secondary:
+        for i, reader in enumerate(self.readers, start=1):
+            if reader.name is None:
+                reader.name = f"secondary-{i}"
+        return self
+
+
+TOPOLOGIES = ("single-az", "multi-az-instance", "multi-az-cluster", "aurora", "aurora-global")
+AURORA_TOPOLOGIES = ("aurora", "aurora-global")
 RDS_REPLICA_APPLY_RATE = 2000.0  # assumed: FACTS replication.rds_apply_rate
 
 
@@ -712,12 +760,24 @@ class Cluster(Strict):
         + ", ".join(ENGINES)
         + "; default aurora-postgresql, the course's engine",
     )
-    topology: Literal["single-az", "multi-az-instance", "multi-az-cluster", "aurora"] = Field(
-        "aurora",
-        description="single-az (one RDS instance on EBS, 0-15 async read replicas), multi-az-instance (plus a "
-        "synchronous standby that takes no reads), multi-az-cluster (writer plus 2 readable semisynchronous "
-        "standbys in 3 AZs) or aurora (writer plus 0-15 readers on one quorum volume). Default aurora, to match "
-        "the default engine (FACTS: topology.limits)",
+    topology: Literal["single-az", "multi-az-instance", "multi-az-cluster", "aurora", "aurora-global"] = (
+        Field(
+            "aurora",
+            description="single-az (one RDS instance on EBS, 0-15 async read replicas), multi-az-instance (plus a "
+            "synchronous standby that takes no reads), multi-az-cluster (writer plus 2 readable semisynchronous "
+            "standbys in 3 AZs), aurora (writer plus 0-15 readers on one quorum volume) or aurora-global (an aurora "
+            "cluster in the primary Region plus a read-only secondary cluster in another Region, `secondary`). "
+            "Default aurora, to match the default engine (FACTS: topology.limits, global.lag)",
+        )
+    )
+    region: Name | None = Field(
+        None,
+        description="aurora-global: the primary cluster's Region (a name, e.g. us-east-1); default `primary`",
+    )
+    secondary: Secondary | None = Field(
+        None,
+        description="aurora-global (required there): the secondary Region's cluster, its replication lag and "
+        "the switchover and failover phases",
     )
     writer: InstanceSpec = Field(default_factory=InstanceSpec)
     readers: list[InstanceSpec] = Field(
@@ -750,8 +810,13 @@ class Cluster(Strict):
 
     @model_validator(mode="after")
     def _names(self) -> Cluster:
-        self.failover.resolve(self.topology)
-        self.restore.resolve(self.topology)
+        # a global database's primary cluster fails over (and restores) within its Region as an aurora
+        # cluster does
+        local = "aurora" if self.topology == "aurora-global" else self.topology
+        self.failover.resolve(local)
+        self.restore.resolve(local)
+        if self.topology == "aurora-global" and self.region is None:
+            self.region = "primary"
         if self.writer.name is None:
             self.writer.name = "writer"
         for i, reader in enumerate(self.readers, start=1):
@@ -763,7 +828,20 @@ class Cluster(Strict):
 
     def replica_kind(self) -> str:
         """How this topology's readers get changes: aurora (shared volume), async (RDS), semisync (cluster)."""
-        return {"aurora": "aurora", "multi-az-cluster": "semisync"}.get(self.topology, "async")
+        return {"aurora": "aurora", "aurora-global": "aurora", "multi-az-cluster": "semisync"}.get(
+            self.topology, "async"
+        )
+
+    @property
+    def is_aurora(self) -> bool:
+        """An Aurora cluster volume: aurora, or aurora-global's primary cluster."""
+        return self.topology in AURORA_TOPOLOGIES
+
+    def regions(self) -> list[str]:
+        """aurora-global: [primary, secondary] Regions; other topologies have no Region names."""
+        if self.topology != "aurora-global" or self.secondary is None:
+            return []
+        return [self.region or "primary", self.secondary.region]
 
 
 # -------------------------------------------------------------------------------------------- services
@@ -1074,6 +1152,11 @@ class Service(Strict):
         "writer",
         description="default route: writer | reader | custom:<name> | proxy | proxy:reader; default writer, "
         "the endpoint every app has",
+    )
+    region: Name | None = Field(
+        None,
+        description="aurora-global: the Region the service runs in, one of the cluster's two; default the "
+        "primary's. A region_outage there stops its ecs tasks until the Region is back",
     )
     sessions: int = Field(
         1000, ge=1, le=100_000_000, description="user sessions requests are spread over; assumed 1000"
@@ -1431,6 +1514,45 @@ class RestoreEvent(_Event):
     cutover: Cutover = Field(default_factory=Cutover)
 
 
+class GlobalSwitchover(_Event):
+    """aurora-global, planned (SwitchoverGlobalCluster): writes stop, the secondary catches up, then it is
+    promoted and the global writer endpoint follows it. No data is lost (FACTS: global.switchover)."""
+
+    action: Literal["global_switchover"]
+    to: Name | None = Field(
+        None, description="the secondary Region's instance to promote; default by promotion tier, then size"
+    )
+
+
+class GlobalFailover(_Event):
+    """aurora-global, unplanned (detach and promote; FailoverGlobalCluster with AllowDataLoss): replication
+    stops, the secondary is promoted at once; writes not yet replicated are lost (FACTS: global.failover)."""
+
+    action: Literal["global_failover"]
+    to: Name | None = Field(
+        None, description="the secondary Region's instance to promote; default by promotion tier, then size"
+    )
+
+
+class RegionOutage(_Event):
+    """aurora-global: a whole Region is lost: its instances, its replication, its ecs services."""
+
+    action: Literal["region_outage"]
+    region: Name = Field(..., description="one of the cluster's two Regions")
+    for_: Duration | None = Field(
+        None,
+        alias="for",
+        gt=0,
+        le=MAX_DURATION_S,
+        description="how long the Region is out; default: to the end of the run",
+    )
+    mode: Literal["reset", "blackhole"] = Field(
+        "reset",
+        description="reset: the instances' hosts refuse and reset connections; blackhole: they are unreachable "
+        "and clients wait for their timeouts. Default reset, as for az_outage",
+    )
+
+
 Event = Annotated[
     Union[  # noqa: UP007
         Deploy,
@@ -1445,6 +1567,9 @@ Event = Annotated[
         LongTransaction,
         SnapshotEvent,
         RestoreEvent,
+        GlobalSwitchover,
+        GlobalFailover,
+        RegionOutage,
     ],
     Field(discriminator="action"),
 ]
@@ -1461,6 +1586,9 @@ EVENT_ACTIONS = (
     "long_transaction",
     "snapshot",
     "restore",
+    "global_switchover",
+    "global_failover",
+    "region_outage",
 )
 
 _EXPECT = re.compile(r"[ \t]*([A-Za-z_][\w\-]*(?:\.[\w\-]+)*)[ \t]*(==|!=|<=|>=|<|>)[ \t]*(\S+)[ \t]*")
@@ -1842,8 +1970,8 @@ def _check_topology(cluster: Cluster, source: str, lines: dict[tuple, int | None
     """Shapes each topology can have (FACTS: topology.limits)."""
     topology = cluster.topology
     aurora_engine = cluster.engine.startswith("aurora")
-    if (topology == "aurora") != aurora_engine:
-        allowed = "aurora-postgresql, aurora-mysql" if topology == "aurora" else "postgres, mysql"
+    if cluster.is_aurora != aurora_engine:
+        allowed = "aurora-postgresql, aurora-mysql" if cluster.is_aurora else "postgres, mysql"
         _fail(
             f"topology {topology} runs on engine {allowed}, not {cluster.engine}",
             ("cluster", "engine"),
@@ -1881,8 +2009,9 @@ def _check_topology(cluster: Cluster, source: str, lines: dict[tuple, int | None
                 source,
                 lines,
             )
+    _check_global(cluster, source, lines)
     for i, reader in enumerate(cluster.readers):
-        if reader.apply_rate is not None and topology == "aurora":
+        if reader.apply_rate is not None and cluster.is_aurora:
             _fail(
                 "Aurora readers share the cluster volume and apply no change stream; apply_rate is for RDS "
                 "read replicas and Multi-AZ cluster standbys (see cluster.replication.aurora for Aurora lag)",
@@ -1901,6 +2030,149 @@ def _check_topology(cluster: Cluster, source: str, lines: dict[tuple, int | None
             source,
             lines,
         )
+
+
+def _check_global(cluster: Cluster, source: str, lines: dict[tuple, int | None]) -> None:
+    """aurora-global's secondary cluster, and the fields only it takes (FACTS: global.lag)."""
+    if cluster.topology != "aurora-global":
+        for key in ("secondary", "region"):
+            if getattr(cluster, key) is not None:
+                _fail(
+                    f"{key} applies to topology aurora-global (an Aurora Global Database) only",
+                    ("cluster", key),
+                    source,
+                    lines,
+                )
+        return
+    secondary = cluster.secondary
+    if secondary is None:
+        _fail(
+            "topology aurora-global needs `secondary`: the secondary Region's cluster, e.g. "
+            "{region: eu-west-1, readers: [{class: db.r6g.large, az: a}]}",
+            ("cluster", "topology"),
+            source,
+            lines,
+        )
+    if secondary.region == cluster.region:
+        _fail(
+            f"the secondary cluster must be in another Region than the primary ({cluster.region})",
+            ("cluster", "secondary", "region"),
+            source,
+            lines,
+        )
+    for i, reader in enumerate(secondary.readers):
+        loc = ("cluster", "secondary", "readers", i)
+        if reader.apply_rate is not None:
+            _fail(
+                "Aurora readers apply no change stream; the secondary's lag is cluster.secondary.lag",
+                (*loc, "apply_rate"),
+                source,
+                lines,
+            )
+        if reader.class_ == SERVERLESS_CLASS:
+            _fail(
+                f"{SERVERLESS_CLASS} (Serverless v2) in an aurora-global cluster is not modelled yet; use a "
+                "provisioned class",
+                (*loc, "class"),
+                source,
+                lines,
+            )
+        if reader.endpoint is not None:
+            _fail(
+                "custom endpoints are modelled for the primary cluster's readers only",
+                (*loc, "endpoint"),
+                source,
+                lines,
+            )
+    for key, what in (
+        ("serverless", "Aurora Serverless v2"),
+        ("proxy", "RDS Proxy"),
+    ):
+        if getattr(cluster, key) is not None:
+            _fail(
+                f"{what} in an aurora-global cluster is not modelled yet; remove cluster.{key} or use "
+                "topology aurora",
+                ("cluster", key),
+                source,
+                lines,
+            )
+
+
+def _global_events(s: Scenario, source: str, lines: dict[tuple, int | None]) -> None:
+    """Region outages and global switchovers/failovers, in time order: which Region is primary when, and
+    whether the Region to promote is up (FACTS: global.switchover, global.failover)."""
+    cluster = s.cluster
+    regions = cluster.regions()
+    kinds = (GlobalSwitchover, GlobalFailover, RegionOutage)
+    if not regions:
+        for i, ev in enumerate(s.events):
+            if isinstance(ev, kinds):
+                _fail(
+                    f"{ev.action} applies to topology aurora-global (an Aurora Global Database) only",
+                    ("events", i, "action"),
+                    source,
+                    lines,
+                )
+        return
+    assert cluster.secondary is not None  # validated with the topology
+    members = {
+        regions[0]: [cluster.writer.name, *(r.name for r in cluster.readers)],
+        regions[1]: [r.name for r in cluster.secondary.readers],
+    }
+    outages: dict[str, list[tuple[float, float]]] = {r: [] for r in regions}
+    for i, ev in enumerate(s.events):
+        if not isinstance(ev, RegionOutage):
+            continue
+        if ev.region not in regions:
+            _fail(
+                f"no Region named {ev.region!r}; the cluster's Regions: {', '.join(regions)}",
+                ("events", i, "region"),
+                source,
+                lines,
+            )
+        window = (ev.at, ev.at + (ev.for_ if ev.for_ is not None else math.inf))
+        if any(a < window[1] and window[0] < b for a, b in outages[ev.region]):
+            _fail(
+                f"this outage of {ev.region} overlaps another one of the same Region",
+                ("events", i, "at"),
+                source,
+                lines,
+            )
+        outages[ev.region].append(window)
+
+    def down(region: str, t: float) -> bool:
+        return any(a <= t < b for a, b in outages[region])
+
+    primary = regions[0]
+    ops = sorted(
+        (ev.at, i, ev) for i, ev in enumerate(s.events) if isinstance(ev, GlobalSwitchover | GlobalFailover)
+    )
+    for at, i, ev in ops:
+        target = regions[1] if primary == regions[0] else regions[0]
+        if down(target, at):
+            _fail(
+                f"at {at:g} s the Region to promote ({target}) is out (region_outage): nothing to promote",
+                ("events", i, "at"),
+                source,
+                lines,
+            )
+        if isinstance(ev, GlobalSwitchover) and down(primary, at):
+            _fail(
+                f"a switchover needs both Regions up, and {primary} is out at {at:g} s; use global_failover "
+                "(detach and promote)",
+                ("events", i, "action"),
+                source,
+                lines,
+            )
+        if ev.to is not None and ev.to not in members[target]:
+            _fail(
+                f"no instance named {ev.to!r} in {target}, the Region this event promotes; its instances: "
+                f"{', '.join(n for n in members[target] if n)}",
+                ("events", i, "to"),
+                source,
+                lines,
+            )
+        primary = target
 
 
 def _check_serverless(cluster: Cluster, source: str, lines: dict[tuple, int | None]) -> None:
@@ -1989,10 +2261,13 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
     cluster = s.cluster
     _check_topology(cluster, source, lines)
     _check_serverless(cluster, source, lines)
+    secondary_readers = cluster.secondary.readers if cluster.secondary is not None else []
     if cluster.engine.startswith("aurora"):
-        for loc, spec in [(("cluster", "writer"), cluster.writer)] + [
-            (("cluster", "readers", i), r) for i, r in enumerate(cluster.readers)
-        ]:
+        for loc, spec in (
+            [(("cluster", "writer"), cluster.writer)]
+            + [(("cluster", "readers", i), r) for i, r in enumerate(cluster.readers)]
+            + [(("cluster", "secondary", "readers", i), r) for i, r in enumerate(secondary_readers)]
+        ):
             if spec.class_ not in AURORA_CLASSES and spec.class_ != SERVERLESS_CLASS:
                 families = "db.r5, db.r6g, db.r7g (large-16xlarge), db.t4g.medium, db.t4g.large"
                 _fail(
@@ -2001,17 +2276,23 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
                     source,
                     lines,
                 )
-    names = [cluster.writer.name] + [r.name for r in cluster.readers]
+    names = [cluster.writer.name] + [r.name for r in cluster.readers] + [r.name for r in secondary_readers]
     for i, name in enumerate(names):
         if names.index(name) != i:
-            _fail(
-                f"instance name {name!r} is used twice", ("cluster", "readers", i - 1, "name"), source, lines
+            loc = (
+                ("cluster", "readers", i - 1, "name")
+                if i <= len(cluster.readers)
+                else ("cluster", "secondary", "readers", i - 1 - len(cluster.readers), "name")
             )
+            _fail(f"instance name {name!r} is used twice", loc, source, lines)
     custom = {r.endpoint for r in cluster.readers if r.endpoint}
     routes = {"writer"} | {f"custom:{c}" for c in custom}
     # Aurora's reader endpoint falls back to the writer; RDS topologies have readers only with replicas
-    if cluster.topology == "aurora" or cluster.readers:
+    if cluster.is_aurora or cluster.readers:
         routes.add("reader")
+    regions = cluster.regions()
+    if regions:
+        routes.add(f"reader:{regions[1]}")  # the secondary cluster's reader endpoint
     if cluster.proxy is not None:
         routes.add("proxy")
         if cluster.readers:
@@ -2030,6 +2311,15 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
         if svc.name in service_names:
             _fail(f"service name {svc.name!r} is used twice", ("services", i, "name"), source, lines)
         service_names.append(svc.name)
+        if svc.region is not None and svc.region not in regions:
+            _fail(
+                f"no Region named {svc.region!r}; the cluster's Regions: {', '.join(regions)}"
+                if regions
+                else "region applies to services of an aurora-global cluster",
+                ("services", i, "region"),
+                source,
+                lines,
+            )
         if svc.connect_via not in routes:
             hint = f"{cluster.topology} has {no_reader}" if svc.connect_via == "reader" else ""
             hint = no_proxy if svc.connect_via.startswith("proxy") and cluster.proxy is None else hint
@@ -2094,8 +2384,9 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
     cluster_azs = {cluster.writer.az, *(r.az for r in cluster.readers)}
     if cluster.standby_az:
         cluster_azs.add(cluster.standby_az)
-    if cluster.topology == "aurora":
+    if cluster.is_aurora:
         cluster_azs.update(cluster.storage.azs)
+    _global_events(s, source, lines)
     for i, ev in enumerate(s.events):
         if ev.at >= s.duration:
             _fail(
@@ -2112,7 +2403,7 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
                 lines,
             )
         if isinstance(ev, StorageNodeFailure):
-            if cluster.topology != "aurora":
+            if not cluster.is_aurora:
                 _fail(
                     "storage_node_failure applies to Aurora's 6-copy volume; "
                     f"{cluster.topology} storage is EBS, lost only with its AZ (use az_outage)",
@@ -2128,6 +2419,7 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
                     lines,
                 )
         instance_names = [cluster.writer.name, *(r.name for r in cluster.readers)]
+        instance_names += [r.name for r in secondary_readers]
         if isinstance(ev, InstanceFailure | Reboot) and ev.target not in instance_names:
             close = difflib.get_close_matches(ev.target, [n for n in instance_names if n], n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -2146,7 +2438,7 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
                     source,
                     lines,
                 )
-            if cluster.topology == "aurora" and not cluster.readers:
+            if cluster.is_aurora and not cluster.readers:
                 _fail(
                     "an Aurora cluster without readers has nothing to fail over to; add a reader, or use "
                     "instance_failure (the writer is recreated)",
@@ -2408,13 +2700,14 @@ def _list_index(items: list, part: str) -> int | None:
     for i, item in enumerate(items):
         if isinstance(item, dict) and part in (item.get("name"), item.get("query")):
             return i
-    # readers without a name are called reader-1, reader-2, ... (as in the results)
+    # readers without a name are called reader-1, reader-2, ... (secondary-1, ... in a global database's
+    # secondary cluster), as in the results
     for i, item in enumerate(items):
         if (
             isinstance(item, dict)
             and "name" not in item
             and "query" not in item
-            and part == f"reader-{i + 1}"
+            and part in (f"reader-{i + 1}", f"secondary-{i + 1}")
         ):
             return i
     return None

@@ -475,8 +475,12 @@ class PointInputs:
 def endpoint_members(scenario: Scenario, instances: list[Any]) -> dict[str, list[str]]:
     """Endpoint → instance names, as the summary's theory block builds them from a run's instances."""
     members = {"writer": [instances[0].name]}
-    readers = [i.name for i in instances if i.role == "reader"]
+    regions = scenario.cluster.regions()
+    home = regions[0] if regions else ""
+    readers = [i.name for i in instances if i.role == "reader" and i.region == home]
     members["reader"] = readers or [instances[0].name]
+    if regions:  # aurora-global: the secondary cluster's reader endpoint
+        members[f"reader:{regions[1]}"] = [i.name for i in instances if i.region == regions[1]]
     for r, inst in zip(scenario.cluster.readers, instances[1:], strict=False):
         if r.endpoint:
             members.setdefault(f"custom:{r.endpoint}", []).append(inst.name)
@@ -603,7 +607,7 @@ def connection_budget_vec(
 def storage_vec(scenario: Scenario, inputs: PointInputs) -> dict[str, np.ndarray] | None:
     """The summary's `theory.storage` expectations for every point (NaN where no random failures are set);
     None off Aurora."""
-    if scenario.cluster.topology != "aurora":
+    if not scenario.cluster.is_aurora:
         return None
     has_segment = ~np.isnan(inputs.segment_mtbf)
     has_az = ~np.isnan(inputs.az_mtbf)

@@ -28,6 +28,7 @@ from ..record import (
 from ..scenario import parse_expect
 from .availability import attempt_peak, failover_summaries
 from .fleets import lambda_summary, lambda_timeseries, proxy_summary, proxy_timeseries, storms
+from .global_db import global_summary, global_timeseries
 from .restore import restore_summary
 from .serverless import cost_timeseries, serverless_summary, transactions_summary
 from .staleness import mean_lag_per_bin, replica_lag_at, stale_reads
@@ -304,6 +305,7 @@ class Analysis:
         if raw.extra.get("restore") is not None:
             ts["LazyLoads"] = _rate(np.asarray(raw.extra["restore"]["loads"], dtype=np.float64), n, interval)
         self._replication_timeseries(ts, n, interval)
+        global_timeseries(ts, raw, n, interval)
         return pd.DataFrame(ts)
 
     # ----------------------------------------------------------------- summary
@@ -395,6 +397,14 @@ class Analysis:
             ),
             "restore": self.restore,
             "theory": self._theory(),
+            "global": global_summary(
+                raw,
+                self.warmup,
+                self.duration,
+                self._secondary_reads(),
+                self._write_windows,
+                self.failovers,
+            ),
         }
         summary["expect"] = evaluate_expectations(s.expect, summary)
         return summary
@@ -589,13 +599,38 @@ class Analysis:
         )
         return [{k: rnd(v) for k, v in f.items()} for f in found]
 
+    @cached_property
+    def _write_windows(self) -> list[tuple[float, float]]:
+        return self._downtime(self.is_write)
+
+    def _downtime(self, mask: np.ndarray) -> list[tuple[float, float]]:
+        return downtime_windows(
+            self.cols["t_end"][mask], self.ok[mask], self.warmup, self.duration, MIN_DOWNTIME_WINDOW_S
+        )
+
+    def _secondary_reads(self) -> dict[str, Any]:
+        """Reads served in aurora-global's secondary Region (by the instance's first Region), and how many
+        were stale: the cross-Region lag as readers there see it."""
+        regions = self.scenario.cluster.regions()
+        idx, stale, ryw = self.replica_reads
+        region = np.array([i.region for i in self.raw.instances] + [""], dtype=object)
+        there = (
+            self.window[idx] & (region[self.cols["instance"][idx]] == regions[1]) if regions else stale[:0]
+        )
+        n = int(there.sum())
+        n_stale = int((stale[: there.size] & there).sum())
+        return {
+            "reads": n,
+            "stale_reads": n_stale,
+            "stale_read_fraction": rnd(n_stale / n) if n else 0.0,
+            "read_your_writes_violations": int((ryw[: there.size] & there).sum()),
+        }
+
     def _availability(self) -> dict[str, Any]:
         windows: list[dict[str, Any]] = []
         totals = {}
         for kind, mask in (("write", self.is_write), ("read", ~self.is_write)):
-            found = downtime_windows(
-                self.cols["t_end"][mask], self.ok[mask], self.warmup, self.duration, MIN_DOWNTIME_WINDOW_S
-            )
+            found = self._write_windows if kind == "write" else self._downtime(mask)
             totals[kind] = sum(e - s for s, e in found)
             windows += [{"start_s": rnd(s), "end_s": rnd(e), "kind": kind} for s, e in found]
         windows.sort(key=lambda x: (x["start_s"], x["kind"]))
@@ -652,12 +687,7 @@ class Analysis:
                 "little_l": rnd(load[first:].mean()) if load is not None and load[first:].size else None,
             }
             out["queueing"] = q
-        members = {"writer": [raw.instances[0].name]}
-        readers = [i.name for i in raw.instances if i.role == "reader"]
-        members["reader"] = readers or [raw.instances[0].name]
-        for r, inst in zip(s.cluster.readers, raw.instances[1:], strict=False):
-            if r.endpoint:
-                members.setdefault(f"custom:{r.endpoint}", []).append(inst.name)
+        members = theory.endpoint_members(s, raw.instances)
         limits = {i.name: i.max_connections for i in raw.instances}
         out["connection_budget"] = theory.connection_budget(s, limits, members)
         storage = self._storage_theory()
@@ -672,7 +702,7 @@ class Analysis:
         """Expected time without quorum under random failures (FACTS: theory.quorum)."""
         cluster = self.scenario.cluster
         failures = cluster.storage.failures
-        if cluster.topology != "aurora" or (failures.segment_mtbf is None and failures.az_mtbf is None):
+        if not cluster.is_aurora or (failures.segment_mtbf is None and failures.az_mtbf is None):
             return None
         p_copy, p_az = 1.0, 1.0
         if failures.segment_mtbf is not None:
@@ -712,7 +742,7 @@ class Analysis:
             "mean_write_rate_per_s": rnd(mean_rate),
             "peak_write_rate_per_s": rnd(peak_rate),
         }
-        if s.cluster.topology == "aurora":
+        if s.cluster.is_aurora:
             lag = s.cluster.replication.aurora
             out["aurora_lag_ms_at_mean_rate_idle_reader"] = rnd(
                 1000 * theory.aurora_lag_s(mean_rate, lag.base, lag.per_1000_writes, lag.load_factor, 0.0)

@@ -37,6 +37,7 @@ class Failovers:
         self.env = sim.env
         cluster = sim.scenario.cluster
         self.topology = cluster.topology
+        self.aurora = cluster.is_aurora
         self.phases = cluster.failover
         self.u = uniforms(sim.stream("cluster.failover"))
         self.writer = sim.instances[0]
@@ -74,9 +75,17 @@ class Failovers:
         endpoints = self.sim.endpoints
         endpoints["writer"].update([self.dns_writer])
         readers = [i for i in self.in_service if i.role == "reader"]
-        if "reader" in endpoints:
-            fallback = [self.dns_writer] if self.topology == "aurora" else endpoints["reader"].members
-            endpoints["reader"].update(readers or fallback)
+        # each Region's reader endpoint names its own readers (one Region, "", outside aurora-global); with
+        # none, an Aurora cluster's falls back to its writer, and otherwise the record stays as it is
+        for name, region in self.sim.reader_endpoints.items():
+            ep = endpoints[name]
+            mine = [i for i in readers if i.region == region]
+            if mine:
+                ep.update(mine)
+            elif self.aurora and self.dns_writer.region == region:
+                ep.update([self.dns_writer])
+            else:
+                ep.update(ep.members)
         for name, ep in endpoints.items():
             if name.startswith("custom:"):
                 custom = name.removeprefix("custom:")
@@ -99,7 +108,7 @@ class Failovers:
                 missing = {i.az for i in others if not i.up}
             storage.set_writer(az, standbys, missing or set())
 
-    def _record(
+    def new_record(
         self, kind: str, cause: str, failed: Instance, blackhole: bool, in_flight: int
     ) -> dict[str, Any]:
         """A writer outage's entry, filled in as its phases pass (summary ``failovers``)."""
@@ -147,7 +156,7 @@ class Failovers:
         t0 = self.env.now
         recovery = self.draw("recovery")
         in_flight = old.go_down(cause, blackhole)
-        record = self._record("failover", cause, old, blackhole, in_flight)
+        record = self.new_record("failover", cause, old, blackhole, in_flight)
         self._event("failover_start", old.name, f"{cause}; {in_flight} requests in flight")
         if not planned:
             yield self.env.timeout(self.draw("detection"))
@@ -160,7 +169,7 @@ class Failovers:
             yield self._wait_until(t0 + recovery)
             yield from self._until_az_up(old.az)
             old.go_up("recovered in place")
-            self._writer_available(record, old, "same address: no DNS change")
+            self.writer_available(record, old, "same address: no DNS change")
             record["dns_updated_s"] = record["writer_available_s"]
             return
 
@@ -176,8 +185,8 @@ class Failovers:
             old.go_up(f"standby in AZ {standby_az} promoted")
             self._set_storage_writer(standby_az, [old_az], {old_az})
             record["promoted"] = f"{old.name} (standby, AZ {standby_az})"
-            self._writer_available(record, old, f"now in AZ {standby_az}")
-            yield from self._dns_names(record, old)
+            self.writer_available(record, old, f"now in AZ {standby_az}")
+            yield from self.dns_names(record, old)
             # the failed host is rebuilt as the new standby; it never serves clients
             yield self._wait_until(record["writer_available_s"] + recovery)
             yield from self._until_az_up(old_az)
@@ -204,11 +213,11 @@ class Failovers:
         self.writer = new
         new.go_up("promoted to writer")
         self._set_storage_writer(new.az)
-        self._writer_available(record, new, f"after {self.env.now - t0:.1f} s")
-        self.env.process(self._rejoin(old, self.env.now + recovery, "back as a reader"))
-        yield from self._dns_names(record, new)
+        self.writer_available(record, new, f"after {self.env.now - t0:.1f} s")
+        self.env.process(self.rejoin(old, self.env.now + recovery, "back as a reader"))
+        yield from self.dns_names(record, new)
 
-    def _writer_available(self, record: dict[str, Any], writer: Instance, detail: str) -> None:
+    def writer_available(self, record: dict[str, Any], writer: Instance, detail: str) -> None:
         record["writer_available_s"] = self.env.now
         self.busy = False  # the new writer may fail in turn
         self._event("writer_available", writer.name, detail)
@@ -216,7 +225,7 @@ class Failovers:
             # the proxy follows the cluster's own view: no DNS wait (FACTS: failover.proxy)
             self.sim.proxy.retarget()
 
-    def _dns_names(self, record: dict[str, Any], writer: Instance) -> Generator[Any, Any, None]:
+    def dns_names(self, record: dict[str, Any], writer: Instance) -> Generator[Any, Any, None]:
         """After a DNS update, the writer endpoint's record names ``writer`` (at its current address)."""
         yield self.env.timeout(self.draw("dns_update"))
         self.dns_writer = writer
@@ -224,14 +233,16 @@ class Failovers:
         record["dns_updated_s"] = self.env.now
 
     def _choose(self, to: str | None) -> Instance | None:
-        candidates = [i for i in self.sim.instances if i.role == "reader" and i.up]
+        # within the writer's Region: a global database's secondary is promoted only by a global operation
+        region = self.writer.region
+        candidates = [i for i in self.sim.instances if i.role == "reader" and i.up and i.region == region]
         if to is not None:
             named = [i for i in candidates if i.name == to]
             if named:
                 return named[0]
         if not candidates:
             return None
-        if self.topology == "aurora":
+        if self.aurora:
             # lowest tier first, then the largest instance; among equals, any (FACTS: failover.tiers)
             def rank(i: Instance) -> tuple:
                 return (i.tier, -i.memory_gib, -i.vcpu)
@@ -250,10 +261,10 @@ class Failovers:
         old.move(old.az)
         old.go_up("recreated")
         record["promoted"] = f"{old.name} (recreated)"
-        self._writer_available(record, old, "recreated")
-        yield from self._dns_names(record, old)  # the same instance at a new address
+        self.writer_available(record, old, "recreated")
+        yield from self.dns_names(record, old)  # the same instance at a new address
 
-    def _rejoin(self, inst: Instance, back_at: float, cause: str) -> Generator[Any, Any, None]:
+    def rejoin(self, inst: Instance, back_at: float, cause: str) -> Generator[Any, Any, None]:
         """A failed instance is back as a reader once its recovery has passed and its AZ is up, then joins
         the reader endpoint after a DNS update."""
         yield self._wait_until(back_at)
@@ -278,14 +289,14 @@ class Failovers:
             self._event("failure_detected", inst.name, f"after {self.env.now - t0:.1f} s")
             yield self.env.timeout(self.draw("dns_update"))
             self._publish()
-        yield from self._rejoin(inst, back_at, "recovered")
+        yield from self.rejoin(inst, back_at, "recovered")
 
     def _reboot(self, inst: Instance) -> Generator[Any, Any, None]:
         is_writer = inst is self.writer
         in_flight = inst.go_down("reboot")
         length = self.draw("reboot")
         if is_writer:
-            record = self._record("reboot", "reboot", inst, False, in_flight)
+            record = self.new_record("reboot", "reboot", inst, False, in_flight)
             record["dns_ttl_s"] = 0.0  # same address: no DNS change
         yield self.env.timeout(length)
         yield from self._until_az_up(inst.az)

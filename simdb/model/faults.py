@@ -186,6 +186,32 @@ def _reboot(sim: Sim, ev: Any, index: int) -> None:
     _at(sim, ev.at, lambda: sim.failovers.reboot(sim.instance(ev.target)))
 
 
+def _global_switchover(sim: Sim, ev: Any, index: int) -> None:
+    assert sim.global_db is not None  # validated: aurora-global only
+    _at(sim, ev.at, lambda: sim.global_db.switchover(ev.to))  # type: ignore[union-attr]
+
+
+def _global_failover(sim: Sim, ev: Any, index: int) -> None:
+    assert sim.global_db is not None  # validated: aurora-global only
+    _at(sim, ev.at, lambda: sim.global_db.failover(ev.to))  # type: ignore[union-attr]
+
+
+def _region_outage(sim: Sim, ev: Any, index: int) -> None:
+    global_db = sim.global_db
+    assert global_db is not None  # validated: aurora-global only
+    env = sim.env
+
+    def run():  # type: ignore[no-untyped-def]
+        yield env.timeout(ev.at)
+        length = f"for {format_duration(ev.for_)}" if ev.for_ is not None else "to the end of the run"
+        global_db.region_down(ev.region, length, ev.mode == "blackhole")
+        if ev.for_ is not None:
+            yield env.timeout(ev.for_)
+            global_db.region_up(ev.region)
+
+    env.process(run())
+
+
 # handler(sim, event, index in scenario.events): the index names the event's random stream (events.<index>)
 HANDLERS: dict[str, Callable[[Sim, Any, int], None]] = {
     "deploy": _deploy,
@@ -200,6 +226,9 @@ HANDLERS: dict[str, Callable[[Sim, Any, int], None]] = {
     "long_transaction": schedule_sessions,
     "snapshot": schedule_snapshot,
     "restore": schedule_restore,
+    "global_switchover": _global_switchover,
+    "global_failover": _global_failover,
+    "region_outage": _region_outage,
 }
 
 

@@ -66,6 +66,8 @@ class Instance:
     serverless = False
     paused = False  # Serverless v2 auto-pause: connection attempts wait for the resume
     restored = False  # the instance of a cluster restored from backup (model.restore)
+    region = ""  # aurora-global: the instance's Region
+    demoted = False  # aurora-global: a former writer of a Region that is no longer primary
 
     def __init__(
         self,
@@ -294,6 +296,7 @@ class Instance:
     def go_up(self, cause: str) -> None:
         if self.up:
             return
+        self.demoted = False
         self.up = True
         self.address.unreachable = False
         self.down_log[-1] = (self.down_log[-1][0], self.env._now)

@@ -62,6 +62,7 @@ class StorageModel:
     """Base: commit latency draws in blocks, a log of commits and of reachability changes."""
 
     kind = "ebs"
+    region = ""  # aurora-global: the Region whose volume takes the commits now
 
     def __init__(self, sim: Sim, spec: Storage, columns: int) -> None:
         self.sim = sim
@@ -220,6 +221,16 @@ class AuroraVolume(StorageModel):
 
     def set_writer_az(self, az: str) -> None:
         self.writer_az = az
+        self.changed()
+
+    def move(self, region: str, azs: list[str], writer_az: str, down_azs: set[str]) -> None:
+        """aurora-global: commits now go to ``region``'s volume (the same shape, its own AZs); its copies
+        start healthy (node failures of the old primary's volume stay there)."""
+        self.region = region
+        self.azs = azs
+        self.node_down = [False] * len(azs)
+        self.down_azs = set(down_azs)
+        self.writer_az = writer_az
         self.changed()
 
 

@@ -227,7 +227,7 @@ class QueryClass:
         if req.t_start <= conn.instance.broken_before:
             self.lost(req)
             return
-        if not self.storage.read_ok and not self.is_write:
+        if not self.storage.read_ok and not self.is_write and conn.instance.region == self.storage.region:
             self.end(req, QUORUM_UNAVAILABLE)
             return
         req.pool.release(conn)
