@@ -516,7 +516,9 @@ def query_plans(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any],
         )
         if warmup:
             edge = plan["rows_start"] + plan["growth_per_s"] * warmup if grows else warmup
-            ax.axvspan(x.iloc[0] if len(x) else 0, edge, color="0.9", zorder=0, label="warm-up (excluded)")
+            ax.axvspan(
+                plan["rows_start"] if grows else 0, edge, color="0.9", zorder=0, label="warm-up (excluded)"
+            )
         th = theory_plans.get(name, {})
         sat, when, instance = th.get("saturation_rows"), th.get("saturation_s"), th.get("instance")
         if sat is None:
