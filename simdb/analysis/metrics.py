@@ -673,11 +673,12 @@ class Analysis:
         s = self.scenario
         raw = self.raw
         vcpu = {i.name: float(i.vcpu) for i in raw.instances}
-        load: dict[str, float] = {name: 0.0 for name in vcpu}  # each instance's load at t = 0, in vCPUs
+        # per instance, each query's load on it at t = 0 (vCPUs): (query index, load)
+        load: dict[str, list[tuple[int, float]]] = {name: [] for name in vcpu}
         unknown: set[str] = set()  # instances a closed loop or a follow-up reaches: their rate is not given
-        per_query = []  # (spec, rate on each member, members)
+        per_query: list[tuple[Any, float | None, list[str]]] = []  # (spec, rate on each member, members)
         services = {svc.name: svc for svc in s.services}
-        for spec, info in zip(self.query_specs, raw.queries, strict=True):
+        for qi, (spec, info) in enumerate(zip(self.query_specs, raw.queries, strict=True)):
             svc = services[info.service]
             route = spec.route or svc.connect_via
             reached = members.get({"proxy": "writer", "proxy:reader": "reader"}.get(route, route), [])
@@ -687,10 +688,10 @@ class Analysis:
                 continue
             rate = theory._mean_rate(s, svc, spec) / max(len(reached), 1)
             for m in reached:
-                load[m] += rate * theory.plan_cost_s(spec, 0.0)
+                load[m].append((qi, rate * theory.plan_cost_s(spec, 0.0)))
             per_query.append((spec, rate, reached))
         out: dict[str, Any] = {}
-        for (spec, rate, reached), key in zip(per_query, self.query_keys, strict=True):
+        for qi, ((spec, rate, reached), key) in enumerate(zip(per_query, self.query_keys, strict=True)):
             plan = spec.plan
             if plan is None:
                 continue
@@ -709,7 +710,7 @@ class Analysis:
                 continue
             best: tuple[float, str, float] | None = None
             for m in reached:
-                other = load[m] - rate * theory.plan_cost_s(spec, 0.0)
+                other = math.fsum(v for j, v in load[m] if j != qi)
                 r_sat = theory.plan_saturation_rows(
                     plan.access, spec.cpu, plan.cost_per_row, rate, vcpu[m], other
                 )
