@@ -191,6 +191,24 @@ def _print_summary(result: Any, out: Path | None) -> None:
             f"{p['provisioning_s']:g} + copy {p['copy_s']:g} + replay {p['replay_s']:g}), RPO {rs['rpo_s']:g} s, "
             f"cutover {rs['cutover_s']:g} s, {rs['writes_lost']} writes lost; {verdict}"
         )
+    plans = s["theory"].get("plans", {})
+    for name, q in s["by_query"].items():
+        plan = q.get("plan")
+        if plan is None:
+            continue
+        th = plans.get(name, {})
+        sat, when = th.get("saturation_rows"), th.get("saturation_s")
+        threshold = (
+            f"its own growth never saturates {th.get('instance')}"
+            if sat is None
+            else f"saturates {th.get('instance')} at {sat:,.0f} rows"
+            + (f" (t = {when:.0f} s)" if when is not None else " (not reached)")
+        )
+        lines.append(
+            f"plan       {name}: {plan['access']}, {plan['rows_start']:,.0f} -> {plan['rows_end']:,.0f} rows, mean CPU "
+            f"{plan['mean_cpu_ms_start']:,.4g} -> {plan['mean_cpu_ms_end']:,.4g} ms, p95 {q['latency_ms']['p95']:.2f} ms; "
+            f"{threshold}"
+        )
     for check in s["expect"]:
         lines.append(
             f"expect     {'PASS' if check['passed'] else 'FAIL'}  {check['check']}  (value {check['value']})"

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, ScalarFormatter
 
 from .record import ERROR_CODES
 
@@ -704,9 +706,90 @@ def global_db(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], p
     fig.savefig(path, dpi=110)
 
 
+def _plan_cost_ms(plan: dict[str, Any], rows: np.ndarray) -> np.ndarray:
+    """The plan's mean CPU per execution (ms) at ``rows``, from its start value and its cost per row."""
+    per_row_ms = plan["cost_per_row_us"] / 1000.0
+    if plan["access"] == "index":
+        return plan["mean_cpu_ms_start"] + per_row_ms * (np.log2(rows) - np.log2(plan["rows_start"]))
+    return plan["mean_cpu_ms_start"] + per_row_ms * (rows - plan["rows_start"])
+
+
+def query_plans(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    """Per query with a plan: p95 latency per interval against its table's rows, beside the plan's mean CPU
+    per execution, with the rows at which the instance saturates (theory.plans) marked."""
+    plans = {name: q["plan"] for name, q in summary["by_query"].items() if "plan" in q}
+    theory_plans = summary.get("theory", {}).get("plans", {})
+    fig, axes = _subplots(
+        len(plans), 1, figsize=(11, 2.9 * len(plans) + 0.8), constrained_layout=True, squeeze=False
+    )
+    fig.suptitle(
+        f"{summary['scenario']} — query plans: p95 latency as the tables grow (seed {summary['seed']})"
+    )
+    warmup = summary.get("warmup_s") or 0.0
+    for ax, (name, plan) in zip(axes[:, 0], plans.items(), strict=True):
+        grows = plan["rows_end"] > plan["rows_start"]
+        x = ts[f"PlanRows.{name}"] if grows else ts["time_s"]
+        ax.plot(
+            x, ts[f"LatencyP95.{name}"], marker="o", ms=2.5, lw=1.0, label="p95 latency per interval (ms)"
+        )
+        rows = ts[f"PlanRows.{name}"].to_numpy()
+        ax.plot(
+            x,
+            _plan_cost_ms(plan, rows),
+            color="0.3",
+            ls="--",
+            lw=1.0,
+            label="mean CPU per execution (plan, ms)",
+        )
+        if warmup:
+            edge = plan["rows_start"] + plan["growth_per_s"] * warmup if grows else warmup
+            ax.axvspan(
+                plan["rows_start"] if grows else 0, edge, color="0.9", zorder=0, label="warm-up (excluded)"
+            )
+        th = theory_plans.get(name, {})
+        sat, when, instance = th.get("saturation_rows"), th.get("saturation_s"), th.get("instance")
+        if sat is None:
+            verdict = f"its own growth never saturates {instance or 'its instance'}"
+        else:
+            verdict = f"{instance} saturates at {sat:,.0f} rows" + (
+                f" (t = {when:.0f} s)" if when is not None else " (not reached in this run)"
+            )
+        # the first time any plan's growth saturates this query's instance, on this query's axis
+        first = min(
+            (
+                (p["saturation_s"], other)
+                for other, p in theory_plans.items()
+                if p.get("instance") == instance and p.get("saturation_s") is not None
+            ),
+            default=None,
+        )
+        if first is not None:
+            t_sat, by = first
+            at = plan["rows_start"] + plan["growth_per_s"] * t_sat if grows else t_sat
+            what = f"{sat:,.0f} rows" if by == name and sat is not None else f"t = {t_sat:.0f} s, by {by}"
+            ax.axvline(
+                at,
+                color="tab:red",
+                ls="-.",
+                lw=1.3,
+                label=f"failure threshold: {instance} saturates ({what})",
+            )
+        ax.set_yscale("log")
+        ax.set_ylabel("latency (ms, log)")
+        ax.set_xlabel(f"{name}: table rows" if grows else "simulated time (s)")
+        ax.xaxis.set_major_formatter(EngFormatter() if grows else ScalarFormatter())
+        ax.set_title(
+            f"{name}: {plan['access']}, {plan['rows_start']:,.0f} → {plan['rows_end']:,.0f} rows; {verdict}",
+            fontsize=10,
+        )
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", fontsize=7)
+    fig.savefig(path, dpi=110)
+
+
 def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], folder: Path) -> list[Path]:
     """Every plot that applies: the four standard ones, plus proxy.png, lambda.png, serverless.png and
-    restore.png when the run has them."""
+    restore.png, global.png and query_plans.png when the run has them."""
     folder.mkdir(parents=True, exist_ok=True)
     out = [
         folder / "timeline.png",
@@ -733,6 +816,9 @@ def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], f
     if "AuroraGlobalDBReplicationLag" in ts:
         out.append(folder / "global.png")
         global_db(ts, events, summary, out[-1])
+    if any(col.startswith("PlanRows.") for col in ts.columns):
+        out.append(folder / "query_plans.png")
+        query_plans(ts, events, summary, out[-1])
     return out
 
 

@@ -70,6 +70,8 @@ PLOT_CAPTIONS = {
     "second on the old and the restored cluster; lazy loads.",
     "global.png": "Aurora Global Database: cross-Region replication lag and RPO lag; writes through each "
     "switchover or failover with its phases shaded; the lag readers in the secondary Region see.",
+    "query_plans.png": "Per query with a plan: p95 latency per interval against its table's rows, the plan's "
+    "mean CPU per execution, and the failure threshold (the rows at which its instance saturates).",
 }
 # what the simulated side of the connection budget counts (the theory also counts Lambda and proxy caps)
 POOLS = "(simulated: Σ max_size of the live pools)"
@@ -598,7 +600,44 @@ def _theory(s: Mapping[str, Any]) -> str:
         parts.append(_p(f"Connection budget: {budget['formula']}."))
     if th.get("storage", {}).get("model"):
         parts.append(_p(f"Storage: {th['storage']['model']}."))
+    plans = th.get("plans")
+    if plans:
+        parts += ["<h3>Query plans: the failure threshold</h3>", _plans_table(s, plans)]
+        parts.append(_p(f"Query plans: {next(iter(plans.values()))['formula']}."))
     return _section("theory", "Theory vs simulated", *parts)
+
+
+def _plans_table(s: Mapping[str, Any], plans: Mapping[str, Any]) -> str:
+    """Per query with a plan (course 004 Hours 15-17): its table, cost, the saturation point and its p95."""
+    headers = [
+        "query",
+        "access",
+        "rows start → end",
+        "mean CPU start → end (ms)",
+        "instance",
+        "utilisation start → end (theory)",
+        "saturates at (rows)",
+        "at (s)",
+        "p95 (ms, simulated)",
+    ]
+    rows = []
+    for name, th in plans.items():
+        q = s["by_query"][name]
+        plan = q["plan"]
+        rows.append(
+            [
+                name,
+                plan["access"],
+                f"{fmt(plan['rows_start'])} → {fmt(plan['rows_end'])}",
+                f"{fmt(plan['mean_cpu_ms_start'])} → {fmt(plan['mean_cpu_ms_end'])}",
+                th.get("instance"),
+                f"{fmt(th.get('utilization_start'))} → {fmt(th.get('utilization_end'))}",
+                th.get("saturation_rows"),
+                th.get("saturation_s"),
+                q["latency_ms"].get("p95"),
+            ]
+        )
+    return table(headers, rows)
 
 
 def finding_fields(finding: Any) -> dict[str, str]:

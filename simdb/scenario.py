@@ -972,6 +972,47 @@ class Follow(Strict):
     )
 
 
+# CPU per unit of a plan's work when the scenario gives none (FACTS: plan.cost_per_row): a sequential scan
+# reads about 10 million cached rows per second per vCPU (assumed); one comparison of an index descent costs a
+# quarter of a row, the ratio of PostgreSQL's planner constants cpu_operator_cost / cpu_tuple_cost
+PLAN_COST_PER_ROW = {"scan": 1e-7, "index": 2.5e-8}
+MAX_ROWS = 1e12
+
+
+class QueryPlan(Strict):
+    """How a query reaches its rows, so how its CPU time grows with its table (FACTS: plan.scan, plan.index).
+
+    Mean CPU per execution at time t, with rows(t) = rows + growth·t: `index`: cpu + cost_per_row·log2(rows(t))
+    (a B-tree descent); `scan`: cpu + cost_per_row·rows(t) (a sequential scan). The query's `cpu` is the fixed
+    part; each execution's CPU time is drawn from `cpu_distribution` around that mean at its arrival."""
+
+    access: Literal["index", "scan"] = Field(
+        ...,
+        description="index: a B-tree lookup, cost grows with log2(rows); scan: a sequential scan, cost grows "
+        "with rows",
+    )
+    rows: float = Field(..., ge=1, le=MAX_ROWS, description="the table's rows at the start of the run")
+    growth: Rate = Field(
+        0.0,
+        le=1e9,
+        description="rows added per second over the run (50/s, 180000/h); default 0. A run of minutes can stand "
+        "for months of growth",
+    )
+    cost_per_row: Duration | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="CPU per unit of work: scan, per row read, assumed 0.1 µs; index, per comparison of the "
+        "descent (log2(rows) of them), assumed 0.025 µs (FACTS: plan.cost_per_row)",
+    )
+
+    @model_validator(mode="after")
+    def _default_cost(self) -> QueryPlan:
+        if self.cost_per_row is None:
+            self.cost_per_row = PLAN_COST_PER_ROW[self.access]
+        return self
+
+
 class Query(Strict):
     """A query class: what is sent, how often, where, and what it costs the DB."""
 
@@ -998,10 +1039,21 @@ class Query(Strict):
     think: Duration = Field(
         1.0, gt=0, le=86400, description="closed loop: mean think time (exponential); assumed 1 s"
     )
-    cpu: Duration = Field(0.001, gt=0, le=3600, description="mean DB CPU per query on one vCPU; assumed 1 ms")
+    cpu: Duration = Field(
+        0.001,
+        gt=0,
+        le=3600,
+        description="mean DB CPU per query on one vCPU; assumed 1 ms. With a `plan`: the fixed part of each "
+        "execution (parse, plan, send the result), to which the plan adds what its table costs",
+    )
     cpu_distribution: Literal["exponential", "constant"] = Field(
         "exponential",
         description="distribution of the CPU time; default exponential (assumed; keeps M/M/c theory applicable)",
+    )
+    plan: QueryPlan | None = Field(
+        None,
+        description="the query's access path and table: its CPU time then grows as the table does "
+        "(`{access: index|scan, rows, growth, cost_per_row}`); omit for a fixed mean `cpu`",
     )
     keys: Keys = Field(default_factory=Keys)
     transaction: Transaction | None = None

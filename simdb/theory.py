@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .model.workload import rate_steps
-from .scenario import Deploy, ScaleService, Scenario
+from .scenario import Deploy, Query, QueryPlan, ScaleService, Scenario
 
 
 def erlang_c(c: int, a: float) -> float:
@@ -63,11 +63,13 @@ def queueing(scenario: Scenario, vcpu: int) -> dict[str, Any] | None:
         return None
     if not queries or any(q.rate is None or q.bursts or q.arrival != "poisson" for q in queries):
         return None
+    if any(q.plan is not None and q.plan.growth > 0 for q in queries):
+        return None  # a growing table: the CPU times drift, no steady state
     rates = [q.rate or 0.0 for q in queries]
     lam = sum(rates)
     if lam <= 0:
         return None
-    means = [q.cpu for q in queries]
+    means = [plan_cost_s(q, 0.0) for q in queries]
     expo = [q.cpu_distribution == "exponential" for q in queries]
     mean_s = sum(r * m for r, m in zip(rates, means, strict=True)) / lam
     scv = service_scv(rates, means, expo)
@@ -281,6 +283,86 @@ def async_peak_lag_s(steps: list[tuple[float, float]], end: float, apply_rate: f
     return peak / apply_rate
 
 
+# ------------------------------------------------------------------------------------------------ query plans
+
+PLAN_FORMULA = (
+    "the instance saturates when (rate / members) x cost(rows) + the other queries' load on it = vCPUs; "
+    "cost(rows) = cpu + cost_per_row x log2(rows) (index) or cpu + cost_per_row x rows (scan); rows(t) = rows + "
+    "growth x t; rates are the run's mean arrival rates, spread evenly over an endpoint's members; the other "
+    "queries' load is theirs at the start of the run (rate x mean CPU, their plans at t = 0)"
+)
+
+
+def plan_rows(plan: QueryPlan, t: float) -> float:
+    """The plan's table rows at time ``t`` (s)."""
+    return plan.rows + plan.growth * t
+
+
+def plan_cost_s(query: Query, t: float) -> float:
+    """Mean CPU seconds per execution of ``query`` arriving at time ``t``: its `cpu`, plus what its plan's
+    table costs then (FACTS: plan.scan, plan.index).
+
+    >>> from simdb.scenario import Query
+    >>> plan = {"access": "scan", "rows": 1000, "growth": 10, "cost_per_row": 1e-6}
+    >>> round(plan_cost_s(Query(query="q", rate=1, cpu=0.001, plan=plan), 100.0), 9)   # 1 ms + 2000 rows x 1 µs
+    0.003
+    """
+    return query.cpu + plan_extra_s(query.plan, t) if query.plan is not None else query.cpu
+
+
+def plan_extra_s(plan: QueryPlan | None, t: float) -> float:
+    """What a plan's table adds to the mean CPU per execution at time ``t`` (0 without a plan)."""
+    if plan is None:
+        return 0.0
+    assert plan.cost_per_row is not None
+    rows = plan_rows(plan, t)
+    return plan.cost_per_row * (math.log2(rows) if plan.access == "index" else rows)
+
+
+def plan_mean_extra_s(plan: QueryPlan | None, duration: float) -> float:
+    """:func:`plan_extra_s` averaged over arrivals spread evenly in [0, duration].
+
+    >>> from simdb.scenario import QueryPlan
+    >>> plan = QueryPlan(access="index", rows=1, growth=1, cost_per_row=1.0)
+    >>> round(plan_mean_extra_s(plan, 7.0), 6)   # (8 ln 8 - 8 + 1) / (7 ln 2), the mean of log2(r) over [1, 8]
+    1.985876
+    """
+    if plan is None or plan.growth == 0.0 or duration <= 0.0:
+        return plan_extra_s(plan, 0.0)
+    if plan.access == "scan":
+        return plan_extra_s(plan, duration / 2.0)  # linear in time
+    assert plan.cost_per_row is not None
+    r0, r1 = plan.rows, plan_rows(plan, duration)
+    if r1 - r0 < 1e-6 * r0:  # too little growth for the integral's difference to be exact: the midpoint
+        return plan_extra_s(plan, duration / 2.0)
+    # rows grow linearly in time, so the mean of log2(rows) over time is its mean over [r0, r1]
+    mean_log2 = (r1 * math.log(r1) - r1 - r0 * math.log(r0) + r0) / ((r1 - r0) * math.log(2.0))
+    return plan.cost_per_row * mean_log2
+
+
+def plan_saturation_rows(
+    access: str, cpu_s: float, cost_per_row: float, rate_per_s: float, vcpu: float, other_load: float
+) -> float | None:
+    """Table rows at which rate·cost(rows) + other_load = vcpu: beyond them the instance's CPU queue grows
+    without bound (utilisation ≥ 1). 0.0 when it is saturated whatever the table's size; None when no table
+    size saturates it (no load, or an index whose log2 would need more than 2^1024 rows).
+
+    >>> round(plan_saturation_rows("scan", 0.001, 1e-7, 2.0, 4.0, 0.5))   # (3.5 / 2 - 0.001) / 1e-7
+    17490000
+    >>> plan_saturation_rows("index", 0.0, 1e-3, 100.0, 2.0, 0.0)   # log2(rows) = 20
+    1048576.0
+    """
+    if rate_per_s <= 0.0:
+        return None
+    budget = (vcpu - other_load) / rate_per_s - cpu_s  # CPU seconds per execution the table may take
+    if budget <= 0.0:
+        return 0.0
+    units = budget / cost_per_row
+    if access == "scan":
+        return units
+    return 2.0**units if units < 1024.0 else None
+
+
 # ------------------------------------------------------------------------------ vectorised: many points at once
 #
 # The same formulas over numpy arrays, one element per scenario point, for screening a sweep's grid without
@@ -435,7 +517,7 @@ class PointInputs:
     tasks: list[np.ndarray]  # per service (ECS tasks at start)
     pool_max_size: list[np.ndarray]  # per service
     rate: list[list[np.ndarray | None]]  # per service and query; None: the query has no fixed rate
-    cpu: list[list[np.ndarray]]  # per service and query: mean CPU seconds
+    cpu: list[list[np.ndarray]]  # per service and query: mean CPU seconds (a plan's `cpu`, its fixed part)
     vcpu: dict[str, np.ndarray]  # per instance (Serverless v2: the maximum capacity's, not an integer)
     max_connections: dict[str, np.ndarray]  # per instance
     # storage failures (seconds; NaN = not set)
@@ -444,6 +526,10 @@ class PointInputs:
     az_mtbf: np.ndarray = field(default_factory=lambda: np.zeros(0))
     az_mttr: np.ndarray = field(default_factory=lambda: np.zeros(0))
     segment_repair: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # per service and query: what a plan's table adds to `cpu`, averaged over the run (0 without a plan)
+    plan_extra: list[list[float]] = field(default_factory=list)
+    # any query's table grows: its CPU times drift, so no point has a steady-state queue
+    plan_grows: bool = False
 
     @classmethod
     def of(cls, scenario: Scenario, instances: list[Any], n: int) -> PointInputs:
@@ -469,6 +555,12 @@ class PointInputs:
             az_mtbf=full(failures.az_mtbf),
             az_mttr=full(failures.az_mttr),
             segment_repair=full(scenario.cluster.storage.segment_repair),
+            plan_extra=[
+                [plan_mean_extra_s(q.plan, scenario.duration) for q in s.workload] for s in scenario.services
+            ],
+            plan_grows=any(
+                q.plan is not None and q.plan.growth > 0 for s in scenario.services for q in s.workload
+            ),
         )
 
 
@@ -496,13 +588,20 @@ def queueing_vec(scenario: Scenario, inputs: PointInputs, writer: str) -> dict[s
     if any((q.route or "writer") != "writer" for q in queries) and scenario.cluster.readers:
         return None
     rates = [r for row in inputs.rate for r in row]
-    if not queries or any(
-        r is None or q.bursts or q.arrival != "poisson" for q, r in zip(queries, rates, strict=True)
+    if (
+        not queries
+        or any(r is None or q.bursts or q.arrival != "poisson" for q, r in zip(queries, rates, strict=True))
+        or inputs.plan_grows
     ):
         return None
     rates_: list[np.ndarray] = [r for r in rates if r is not None]
     vcpu = inputs.vcpu[writer]
-    means = [m for row in inputs.cpu for m in row]
+    # a plan that does not grow costs the same all run: cpu + its table's part, as plan_cost_s adds them
+    extra = [e for row in inputs.plan_extra for e in row] or [0.0] * len(queries)
+    means = [
+        m + e if q.plan is not None else m
+        for m, e, q in zip([m for row in inputs.cpu for m in row], extra, queries, strict=True)
+    ]
     expo = [q.cpu_distribution == "exponential" for q in queries]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lam = sum(rates_)
@@ -635,7 +734,7 @@ def offered_cpu_vec(
     scenario: Scenario, inputs: PointInputs, members: dict[str, list[str]]
 ) -> dict[str, np.ndarray]:
     """Offered CPU utilisation per instance: Σ mean rate × mean CPU over the queries routed to it (an endpoint
-    spreads them evenly over its members), ÷ vCPUs. The mean rate is over the whole run (schedules, bursts
+    spreads them evenly over its members), ÷ vCPUs. A query with a plan costs its mean over the run. The mean rate is over the whole run (schedules, bursts
     and write spikes included). NaN on an instance a closed loop (`users`) or a `follows` query reaches:
     their rate depends on the response time."""
     n = inputs.n
@@ -655,8 +754,11 @@ def offered_cpu_vec(
                 rate = inputs.rate[s_index][q_index]
                 mean_rate = m0 + (m1 - m0) * (rate if rate is not None else q.rate)
             reached = members.get(target, [])
+            cpu = inputs.cpu[s_index][q_index]
+            if q.plan is not None and inputs.plan_extra:
+                cpu = cpu + inputs.plan_extra[s_index][q_index]  # its table's part, averaged over the run
             for m in reached:
-                offered[m] = offered[m] + mean_rate * inputs.cpu[s_index][q_index] / len(reached)
+                offered[m] = offered[m] + mean_rate * cpu / len(reached)
     return {name: offered[name] / inputs.vcpu[name] for name in offered}
 
 

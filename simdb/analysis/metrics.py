@@ -6,6 +6,7 @@ No Python loop runs per request: everything is numpy over whole columns.
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 from typing import Any
 
@@ -118,6 +119,13 @@ class Analysis:
         self.is_write = query_kind[c["query"]] if c["query"].size else np.zeros(0, dtype=bool)
         service_of_query = np.array([raw.services.index(q.service) for q in raw.queries], dtype=np.int64)
         self.service = service_of_query[c["query"]] if c["query"].size else np.zeros(0, dtype=np.int64)
+        # the engine builds query classes service by service, in workload order
+        self.query_specs = [q for svc in s.services for q in svc.workload]
+        names = [q.name for q in raw.queries]
+        # summary.json's by_query keys: the name, or service:name where two services share it
+        self.query_keys = [
+            q.name if names.count(q.name) == 1 else f"{q.service}:{q.name}" for q in raw.queries
+        ]
 
     @cached_property
     def conn(self) -> dict[str, np.ndarray]:
@@ -292,6 +300,15 @@ class Analysis:
         wait_ms *= 1000.0
         acq_bins = np.minimum((t_acq / interval).astype(np.int64), n - 1)
         (ts["AcquireWaitP99"],) = binned_percentiles(acq_bins, wait_ms, n, (0.99,), overwrite=True)
+        for qi, spec in enumerate(self.query_specs):
+            if spec.plan is not None:
+                key = self.query_keys[qi]
+                mine = self.ok & (c["query"] == qi)
+                (ts[f"LatencyP95.{key}"],) = binned_percentiles(
+                    bins[mine], self.latency_ms[mine], n, (0.95,), overwrite=True
+                )
+                # rows grow linearly: their mean over the interval is the value at its middle
+                ts[f"PlanRows.{key}"] = theory.plan_rows(spec.plan, ts["time_s"] + interval / 2.0)
         for k, v in samples.items():
             if (
                 k.startswith(("Tasks.", "Environments.", "ServerlessDatabaseCapacity", "ACUUtilization"))
@@ -326,9 +343,8 @@ class Analysis:
         latency = latency_stats(self.latency_ms[ok_w])
         n_ok = int(ok_w.sum())
         by_query: dict[str, Any] = {}
-        names = [q.name for q in raw.queries]
         for qi, q in enumerate(raw.queries):
-            key = q.name if names.count(q.name) == 1 else f"{q.service}:{q.name}"
+            key = self.query_keys[qi]
             mine = c["query"] == qi
             ok_mine = ok_w & mine
             n_ok_mine = int(ok_mine.sum())
@@ -343,6 +359,9 @@ class Analysis:
                 # a query that all successes belong to has the run's percentiles: no second partition
                 "latency_ms": dict(latency) if n_ok_mine == n_ok else latency_stats(self.latency_ms[ok_mine]),
             }
+            spec = self.query_specs[qi]
+            if spec.plan is not None:
+                by_query[key]["plan"] = self._plan(spec)
 
         acquired = w & ~np.isnan(c["t_acquired"])
         waits_ms = (c["t_acquired"][acquired] - c["t_arrive"][acquired]) * 1000.0
@@ -408,6 +427,19 @@ class Analysis:
         }
         summary["expect"] = evaluate_expectations(s.expect, summary)
         return summary
+
+    def _plan(self, spec: Any) -> dict[str, Any]:
+        """A query's plan as it played out: its table and mean CPU per execution at the start and the end."""
+        plan = spec.plan
+        return {
+            "access": plan.access,
+            "rows_start": rnd(plan.rows),
+            "rows_end": rnd(theory.plan_rows(plan, self.duration)),
+            "growth_per_s": rnd(plan.growth),
+            "cost_per_row_us": rnd(plan.cost_per_row * 1e6),
+            "mean_cpu_ms_start": rnd(theory.plan_cost_s(spec, 0.0) * 1000.0),
+            "mean_cpu_ms_end": rnd(theory.plan_cost_s(spec, self.duration) * 1000.0),
+        }
 
     def _connections(self) -> dict[str, Any]:
         raw = self.raw
@@ -696,6 +728,82 @@ class Analysis:
         replication = self._replication_theory()
         if replication:
             out["replication"] = replication
+        if any(q.plan is not None for q in self.query_specs):
+            out["plans"] = self._plans_theory(members)
+        return out
+
+    def _plans_theory(self, members: dict[str, list[str]]) -> dict[str, Any]:
+        """Per query with a plan: the table size at which its instance's CPU saturates, and when the table
+        reaches it (FACTS: plan.saturation)."""
+        s = self.scenario
+        raw = self.raw
+        vcpu = {i.name: float(i.vcpu) for i in raw.instances}
+        # per instance, each query's load on it at t = 0 (vCPUs): (query index, load)
+        load: dict[str, list[tuple[int, float]]] = {name: [] for name in vcpu}
+        unknown: set[str] = set()  # instances a closed loop or a follow-up reaches: their rate is not given
+        per_query: list[tuple[Any, float | None, list[str]]] = []  # (spec, rate on each member, members)
+        services = {svc.name: svc for svc in s.services}
+        for qi, (spec, info) in enumerate(zip(self.query_specs, raw.queries, strict=True)):
+            svc = services[info.service]
+            route = spec.route or svc.connect_via
+            reached = members.get({"proxy": "writer", "proxy:reader": "reader"}.get(route, route), [])
+            if spec.users is not None or spec.follows is not None:
+                unknown.update(reached)
+                per_query.append((spec, None, reached))
+                continue
+            rate = theory._mean_rate(s, svc, spec) / max(len(reached), 1)
+            for m in reached:
+                load[m].append((qi, rate * theory.plan_cost_s(spec, 0.0)))
+            per_query.append((spec, rate, reached))
+        out: dict[str, Any] = {}
+        for qi, ((spec, rate, reached), key) in enumerate(zip(per_query, self.query_keys, strict=True)):
+            plan = spec.plan
+            if plan is None:
+                continue
+            entry: dict[str, Any] = {"formula": theory.PLAN_FORMULA}
+            if rate is None or any(m in unknown for m in reached) or not reached:
+                why = (
+                    "a closed-loop (users) or follows query reaches the instance: its rate depends on latency"
+                )
+                out[key] = {
+                    **entry,
+                    "instance": reached[0] if reached else None,
+                    "saturation_rows": None,
+                    "saturation_s": None,
+                    "reason": why,
+                }
+                continue
+            best: tuple[float, str, float] | None = None
+            for m in reached:
+                other = math.fsum(v for j, v in load[m] if j != qi)
+                r_sat = theory.plan_saturation_rows(
+                    plan.access, spec.cpu, plan.cost_per_row, rate, vcpu[m], other
+                )
+                rank = math.inf if r_sat is None else r_sat
+                if best is None or rank < best[0]:
+                    best = (rank, m, other)
+            assert best is not None
+            rank, name, other = best
+            r_sat = None if math.isinf(rank) else rank
+            if r_sat is None:
+                when = None
+            elif r_sat <= plan.rows:
+                when = 0.0  # saturated from the start
+            elif plan.growth > 0.0 and (r_sat - plan.rows) / plan.growth <= self.duration:
+                when = (r_sat - plan.rows) / plan.growth
+            else:
+                when = None
+            out[key] = {
+                **entry,
+                "instance": name,
+                "vcpu": rnd(vcpu[name]),
+                "arrival_rate_per_s": rnd(rate),
+                "other_load_vcpu": rnd(other),
+                "utilization_start": rnd((rate * theory.plan_cost_s(spec, 0.0) + other) / vcpu[name]),
+                "utilization_end": rnd((rate * theory.plan_cost_s(spec, self.duration) + other) / vcpu[name]),
+                "saturation_rows": rnd(r_sat),
+                "saturation_s": rnd(when),
+            }
         return out
 
     def _storage_theory(self) -> dict[str, Any] | None:

@@ -120,6 +120,17 @@ class QueryClass:
         self._cpu_draws = (
             exponentials(sim.stream(path + ".cpu")) if spec.cpu_distribution == "exponential" else None
         )
+        plan = spec.plan
+        if plan is not None:
+            # the mean CPU follows the table (FACTS: plan.scan, plan.index): a scan's is linear in time,
+            # cpu + cost·(rows + growth·t) = a0 + a1·t; an index's is cpu + cost·log2(rows + growth·t)
+            assert plan.cost_per_row is not None  # filled in by validation
+            self._plan_rows = plan.rows
+            self._plan_growth = plan.growth
+            self._plan_cost = plan.cost_per_row
+            self._plan_a0 = spec.cpu + plan.cost_per_row * plan.rows
+            self._plan_a1 = plan.cost_per_row * plan.growth
+            self._issue = self._issue_index if plan.access == "index" else self._issue_scan  # type: ignore[method-assign]
         keys = sim.stream(path + ".keys")
         self._keys = (
             bounded_zipf(keys, spec.keys.count, spec.keys.s)
@@ -186,6 +197,32 @@ class QueryClass:
         req.session = session
         req.user = user
         req.cpu = self.cpu_mean * next(self._cpu_draws) if self._cpu_draws is not None else self.cpu_mean
+        req.after_cpu = self._after_cpu
+        req.waiting = False
+        req.t_acq = NAN
+        req.t_start = NAN
+        req.attempt = 0
+        self.sim.arrived += 1
+        self.service.dispatch(req)
+
+    # A query with a plan issues through one of these (bound in __init__) instead of _issue: a copy of its
+    # body with the mean taken at the arrival, so queries without a plan pay nothing for the feature.
+
+    def _issue_scan(self, now: float, key: int, session: int, user: _User | None) -> None:
+        self._issue_mean(now, key, session, user, self._plan_a0 + self._plan_a1 * now)
+
+    def _issue_index(self, now: float, key: int, session: int, user: _User | None) -> None:
+        rows = self._plan_rows + self._plan_growth * now
+        self._issue_mean(now, key, session, user, self.cpu_mean + self._plan_cost * math.log2(rows))
+
+    def _issue_mean(self, now: float, key: int, session: int, user: _User | None, mean: float) -> None:
+        req = Request()
+        req.query = self
+        req.t_arrive = now
+        req.key = key
+        req.session = session
+        req.user = user
+        req.cpu = mean * next(self._cpu_draws) if self._cpu_draws is not None else mean
         req.after_cpu = self._after_cpu
         req.waiting = False
         req.t_acq = NAN
