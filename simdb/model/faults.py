@@ -197,6 +197,7 @@ HANDLERS: dict[str, Callable[[Sim, Any, int], None]] = {
     "reboot": _reboot,
     "idle_in_transaction": schedule_sessions,
     "long_transaction": schedule_sessions,
+    "batch_update": schedule_sessions,
 }
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 NAN = math.nan
 CONNECTION_LOST = CODE["connection_lost"]
 QUORUM_UNAVAILABLE = CODE["quorum_unavailable"]
+LOCK_TIMEOUT = CODE["lock_timeout"]
 READ_ONLY = CODE["read_only"]
 CIRCUIT_OPEN = CODE["circuit_open"]
 # failures after which sending the request again is safe: it never ran (connection_lost, which may
@@ -72,6 +73,14 @@ class Request:
         "waiting",
     )
     _ok = True
+    lock_keys: Any = None  # row locks: only a LockingRequest has them
+
+
+class LockingRequest(Request):
+    """A request whose transaction takes row locks: ``lock_keys`` ascending (a tuple or a range), of which
+    the first ``n_locked`` are held."""
+
+    __slots__ = ("lock_keys", "n_locked")
 
 
 def rate_steps(scenario: Scenario, service: Service, query: Query) -> tuple[list[float], list[float]]:
@@ -127,6 +136,17 @@ class QueryClass:
             else integers(keys, spec.keys.count)
         )
         self._sessions = integers(sim.stream(path + ".sessions"), service.spec.sessions)
+        # row locks (FACTS: pg.lock_timeout): the request's key and locks-1 more from the key distribution,
+        # drawn from their own stream so the recorded keys are the same with or without locks
+        self.n_locks = spec.transaction.locks if spec.transaction is not None else 0
+        self.locking = self.n_locks > 0
+        if self.n_locks > 1:
+            more = sim.stream(path + ".locks")
+            self._lock_keys = (
+                bounded_zipf(more, spec.keys.count, spec.keys.s)
+                if spec.keys.distribution == "zipf"
+                else integers(more, spec.keys.count)
+            )
         self.retries = spec.retries
         self.idempotent = bool(spec.idempotent)
         self.retried = 0  # requests sent again
@@ -179,7 +199,12 @@ class QueryClass:
         self._issue(now, next(self._keys), session, user)
 
     def _issue(self, now: float, key: int, session: int, user: _User | None) -> None:
-        req = Request()
+        if self.locking:
+            req: Request = LockingRequest()
+            req.lock_keys = self._keys_to_lock(key)
+            req.n_locked = 0
+        else:
+            req = Request()
         req.query = self
         req.t_arrive = now
         req.key = key
@@ -194,9 +219,15 @@ class QueryClass:
         self.sim.arrived += 1
         self.service.dispatch(req)
 
+    def _keys_to_lock(self, key: int) -> tuple[int, ...]:
+        if self.n_locks == 1:
+            return (key,)
+        draws = self._lock_keys
+        return tuple(sorted({key, *(next(draws) for _ in range(self.n_locks - 1))}))
+
     def _hold_then_finish(self, req: Request) -> None:
         # the session sits idle in its transaction (app work, an external call) before it commits
-        req.tx = req.conn.instance.hold_begins(req.conn, self.hold)
+        req.tx = req.conn.instance.hold_begins(req.conn, self.hold, req=req if self.locking else None)
         req.callbacks = self._hold_callbacks
         self._schedule(req, NORMAL, self.hold)
 
@@ -212,9 +243,13 @@ class QueryClass:
         self._after_hold(req)
 
     def _commit(self, req: Request) -> None:
-        if req.t_start <= req.conn.instance.broken_before:
+        inst = req.conn.instance
+        if req.t_start <= inst.broken_before:
             self.lost(req)
             return
+        # IO load until the commit is durable (or given up)
+        inst.io_n += 1
+        inst.io_acc -= self.env._now
         latency = self.storage.commit_latency()
         if latency < 0.0:
             self.storage.no_quorum(req, self)
@@ -224,12 +259,18 @@ class QueryClass:
 
     def _finish(self, req: Request) -> None:
         conn = req.conn
-        if req.t_start <= conn.instance.broken_before:
+        inst = conn.instance
+        if self.is_write:  # the commit is durable
+            inst.io_n -= 1
+            inst.io_acc += self.env._now
+        if req.t_start <= inst.broken_before:
             self.lost(req)
             return
         if not self.storage.read_ok and not self.is_write:
             self.end(req, QUORUM_UNAVAILABLE)
             return
+        if self.locking:
+            inst.locks.release(req)
         req.pool.release(conn)
         if self.breaker is not None:
             self.breaker(req, OK)
@@ -276,9 +317,30 @@ class QueryClass:
     def _read_only_now(self, req: Request) -> None:
         self.end(req, READ_ONLY)
 
+    def commit_failed(self, req: Request) -> None:
+        """No write quorum, and the commit gave up waiting for one."""
+        self._leave_io(req)
+        self.end(req, QUORUM_UNAVAILABLE)
+
+    def commit_resumed(self, req: Request) -> None:
+        """The write quorum is back: the commit is tried again."""
+        self._leave_io(req)
+        self._commit(req)
+
+    def _leave_io(self, req: Request) -> None:
+        inst = req.conn.instance
+        inst.io_n -= 1
+        inst.io_acc += self.env._now
+
+    def lock_timeout(self, req: Request) -> None:
+        """A row-lock wait outlasted lock_timeout: the statement fails and the app rolls back."""
+        self.end(req, LOCK_TIMEOUT)
+
     def end(self, req: Request, code: int) -> None:
         """The request fails while holding a connection (on an instance, or waiting for storage)."""
         conn = req.conn
+        if self.locking:
+            conn.instance.locks.release(req)  # the transaction aborts
         req.pool.release(conn, code)
         if self.breaker is not None:
             self.breaker(req, code)
