@@ -131,13 +131,17 @@ class InstanceSpec(Strict):
         return value
 
 
+MS_HELP = DURATION_HELP.replace("a bare number means seconds", "a bare number means milliseconds")
+
+
 def _milliseconds(value: object) -> object:
     # the parameter group gives this PostgreSQL setting in milliseconds: a bare number is ms
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = f"{value!r}ms"
-    seconds = _finite(parse_duration, DURATION_HELP.replace("bare number of seconds", "bare number of ms"))(
-        value
-    )
+    try:
+        seconds = _finite(parse_duration, MS_HELP)(value)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(DURATION_HELP, MS_HELP)) from None
     if seconds > MAX_DURATION_S:
         raise ValueError(f"at most {MAX_DURATION_S:g} s")
     return seconds

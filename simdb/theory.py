@@ -59,6 +59,8 @@ def queueing(scenario: Scenario, vcpu: int) -> dict[str, Any] | None:
         return None
     if not queries or any(q.rate is None or q.bursts or q.arrival != "poisson" for q in queries):
         return None
+    if any(q.transaction is not None and q.transaction.locks for q in queries):
+        return None  # row-lock waits come before the CPU queue and add to what is measured as CPU wait
     rates = [q.rate or 0.0 for q in queries]
     lam = sum(rates)
     if lam <= 0:

@@ -118,8 +118,8 @@ class HeldSessions:
                 now,
                 "locks_held",
                 self.ev.service,
-                f"{self.ev.action} session {req.session} holds {self.keys} row locks "
-                f"(waited {now - req.t_arrive:g} s for them)",
+                f"{self.ev.action} session {req.session} holds {self.keys} row locks, "
+                f"{now - req.t_arrive:g} s after it asked for a connection",
             )
         if req.tx is not None:
             self.txs.append(req.tx)

@@ -136,8 +136,9 @@ class QueryClass:
             else integers(keys, spec.keys.count)
         )
         self._sessions = integers(sim.stream(path + ".sessions"), service.spec.sessions)
-        # row locks (FACTS: pg.lock_timeout): the request's key and locks-1 more from the key distribution,
-        # drawn from their own stream so the recorded keys are the same with or without locks
+        # row locks (model.locks): the request's key and locks-1 more from the key distribution (assumed: a
+        # transaction's other rows are as popular as its first), drawn from their own stream so the recorded
+        # keys are the same with or without locks
         self.n_locks = spec.transaction.locks if spec.transaction is not None else 0
         self.locking = self.n_locks > 0
         if self.n_locks > 1:
