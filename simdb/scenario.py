@@ -81,7 +81,7 @@ MAX_RATE = 10_000_000.0
 MAX_TASKS = 100_000
 MAX_POOL = 10_000
 MAX_LOCKS = 1000  # row locks per request transaction
-MAX_BATCH_KEYS = 1_000_000  # row locks a batch_update or long_transaction session holds
+MAX_BATCH_KEYS = 100_000  # row locks a batch_update or long_transaction session holds (a dict entry each)
 
 
 class Strict(BaseModel):
@@ -1382,6 +1382,13 @@ class Scenario(Strict):
         default_factory=list,
         description='checks on summary.json, e.g. "requests.errors.acquire_timeout == 0"',
     )
+
+    def takes_row_locks(self) -> bool:
+        """Whether any transaction (a query's, a long_transaction's, a batch_update's) locks rows."""
+        queries = (q for s in self.services for q in s.workload)
+        return any(q.transaction is not None and q.transaction.locks for q in queries) or any(
+            getattr(ev, "keys", 0) for ev in self.events
+        )
 
 
 def expect_error(scenario: Scenario, index: int, message: str) -> ScenarioError:

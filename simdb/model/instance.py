@@ -130,6 +130,8 @@ class Instance:
         self.terminated_t: list[float] = []  # sessions ended by the idle-in-transaction timeout
         params = sim.scenario.cluster.parameters
         self.locks = LockTable(self, params.row_lock_timeout(sim.scenario.cluster.engine))
+        if sim.scenario.takes_row_locks():
+            self.enable_locks()
         # DB load by wait class besides CPU: count now and acc (see the module docstring)
         self.io_n = 0
         self.io_acc = 0.0
@@ -168,13 +170,21 @@ class Instance:
 
     # ------------------------------------------------------------------ CPU
 
-    def submit(self, job: Any) -> None:
-        """Queue ``job`` for a vCPU; ``job.after_cpu(job)`` runs when its ``job.cpu`` seconds are done.
+    def enable_locks(self) -> None:
+        """Some transaction in the scenario takes row locks: from now on a job with ``lock_keys`` takes
+        them before it queues for a vCPU (one that has to wait is submitted again once it holds them all).
+        Scenarios without row locks keep the plain :meth:`submit`, with no check per query."""
+        plain = self.submit
+        acquire = self.locks.acquire
 
-        A job with ``lock_keys`` first takes its row locks; one that has to wait is submitted again when it
-        holds them all."""
-        if job.lock_keys is not None and not self.locks.acquire(job):
-            return
+        def submit(job: Any) -> None:
+            if job.lock_keys is None or acquire(job):
+                plain(job)
+
+        self.submit = submit  # type: ignore[method-assign]
+
+    def submit(self, job: Any) -> None:
+        """Queue ``job`` for a vCPU; ``job.after_cpu(job)`` runs when its ``job.cpu`` seconds are done."""
         now = self.env._now
         self._advance(now)
         self.active += 1

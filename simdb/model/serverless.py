@@ -141,8 +141,6 @@ class ServerlessInstance(Instance):
         return self.work_area, self.active_area, self.conn_area
 
     def submit(self, job: Any) -> None:
-        if job.lock_keys is not None and not self.locks.acquire(job):
-            return  # waits for a row lock (Instance.submit)
         now = self.env._now
         self._advance(now)
         self.offered += job.cpu

@@ -133,9 +133,13 @@ class HeldSessions:
         conn.instance.hold_ends(req.tx)
         if self.keys:
             conn.instance.locks.release(req)
-            self.sim.rec.event(
-                self.env._now, "locks_released", self.ev.service, f"{self.ev.action} session {req.session}"
-            )
+            if not conn.broken:  # a failed instance dropped them already
+                self.sim.rec.event(
+                    self.env._now,
+                    "locks_released",
+                    self.ev.service,
+                    f"{self.ev.action} session {req.session}",
+                )
         if conn.broken:
             self.outcomes.append("connection_lost")
             req.pool.release(conn, CONNECTION_LOST)

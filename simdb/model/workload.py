@@ -141,6 +141,8 @@ class QueryClass:
         # keys are the same with or without locks
         self.n_locks = spec.transaction.locks if spec.transaction is not None else 0
         self.locking = self.n_locks > 0
+        if self.locking:
+            self._issue = self._issue_locking  # type: ignore[method-assign]
         if self.n_locks > 1:
             more = sim.stream(path + ".locks")
             self._lock_keys = (
@@ -172,7 +174,8 @@ class QueryClass:
             self._after_cpu = self._hold_then_finish if self.hold else self._finish
         self._after_hold = self._commit if self.is_write else self._finish
         self._hold_callbacks = (self._hold_done,)
-        self._finish_callbacks = (self._finish,)
+        # a write's commit ends in _committed (IO load ends, row locks go), then _finish
+        self._finish_callbacks = (self._committed_locked if self.locking else self._committed,)
         self.followers: list[QueryClass] = []
         self._follow_u = uniforms(sim.stream(path + ".follows")) if spec.follows is not None else None
         self._pending_callbacks = (self._issue_pending,)
@@ -200,12 +203,27 @@ class QueryClass:
         self._issue(now, next(self._keys), session, user)
 
     def _issue(self, now: float, key: int, session: int, user: _User | None) -> None:
-        if self.locking:
-            req: Request = LockingRequest()
-            req.lock_keys = self._keys_to_lock(key)
-            req.n_locked = 0
-        else:
-            req = Request()
+        req = Request()
+        req.query = self
+        req.t_arrive = now
+        req.key = key
+        req.session = session
+        req.user = user
+        req.cpu = self.cpu_mean * next(self._cpu_draws) if self._cpu_draws is not None else self.cpu_mean
+        req.after_cpu = self._after_cpu
+        req.waiting = False
+        req.t_acq = NAN
+        req.t_start = NAN
+        req.attempt = 0
+        self.sim.arrived += 1
+        self.service.dispatch(req)
+
+    def _issue_locking(self, now: float, key: int, session: int, user: _User | None) -> None:
+        """:meth:`_issue` for a query whose transaction takes row locks (bound in its place, so that other
+        queries pay nothing for them)."""
+        req = LockingRequest()
+        req.lock_keys = self._keys_to_lock(key)
+        req.n_locked = 0
         req.query = self
         req.t_arrive = now
         req.key = key
@@ -258,20 +276,29 @@ class QueryClass:
         req.callbacks = self._finish_callbacks
         self._schedule(req, NORMAL, latency)
 
+    def _committed(self, req: Request) -> None:
+        """The commit is durable: the session leaves IO load."""
+        inst = req.conn.instance
+        inst.io_n -= 1
+        inst.io_acc += self.env._now
+        self._finish(req)
+
+    def _committed_locked(self, req: Request) -> None:
+        """The commit is durable: IO load ends and the row locks go to their next waiters."""
+        inst = req.conn.instance
+        inst.io_n -= 1
+        inst.io_acc += self.env._now
+        inst.locks.release(req)
+        self._finish(req)
+
     def _finish(self, req: Request) -> None:
         conn = req.conn
-        inst = conn.instance
-        if self.is_write:  # the commit is durable
-            inst.io_n -= 1
-            inst.io_acc += self.env._now
-        if req.t_start <= inst.broken_before:
+        if req.t_start <= conn.instance.broken_before:
             self.lost(req)
             return
         if not self.storage.read_ok and not self.is_write:
             self.end(req, QUORUM_UNAVAILABLE)
             return
-        if self.locking:
-            inst.locks.release(req)
         req.pool.release(conn)
         if self.breaker is not None:
             self.breaker(req, OK)
