@@ -44,8 +44,6 @@ class LockTable:
         self.timeout = timeout  # seconds; 0 = wait forever
         self.rows: dict[int, list[Any]] = {}
         self._timeout_callbacks = (self._timed_out,)
-        self.waits = 0  # waits that began
-        self.timeouts = 0  # of those, how many gave up
 
     def acquire(self, req: Any) -> bool:
         """Take ``req``'s next keys; True when it holds them all, False when it waits for one."""
@@ -68,7 +66,6 @@ class LockTable:
             now = self.env._now
             inst.lock_n += 1
             inst.lock_acc -= now
-            self.waits += 1
             if self.timeout > 0.0:
                 wait.callbacks = self._timeout_callbacks
                 self.env.schedule(wait, NORMAL, self.timeout)
@@ -119,7 +116,6 @@ class LockTable:
         inst = self.inst
         inst.lock_n -= 1
         inst.lock_acc += self.env._now
-        self.timeouts += 1
         self.release(req)
         req.query.lock_timeout(req)
 
