@@ -34,6 +34,8 @@ from .record import OK, Recorder
 from .scenario import Scenario
 
 PROGRESS_STEPS = 200
+# DB load by wait class, in Performance Insights' terms (FACTS: pi.wait_classes)
+WAIT_CLASSES = ("CPU", "IO", "Lock", "Client")
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ class Sim:
         schedule_all(self, scenario.events)
         schedule_random_failures(self)
         self._samples: dict[str, list[float]] = {}
-        self._last_integrals: dict[int, tuple[float, float, float]] = {}
+        self._last_integrals: dict[int, tuple[float, ...]] = {}
         self._n_samples = 0
         self.env.process(self._sampler())
 
@@ -251,18 +253,28 @@ class Sim:
             self._sample(interval)
 
     def _sample(self, interval: float) -> None:
-        """Per instance over the last interval: CPUUtilization, DBLoad, DatabaseConnections (exact integrals)."""
+        """Per instance over the last interval: CPUUtilization, DBLoad by wait class and in total,
+        DatabaseConnections (exact integrals)."""
         self._n_samples += 1
         rows = self._samples
         last = self._last_integrals
         for inst in self.instances:
             busy, active, conns = inst.integrals()
-            b0, a0, c0 = last.get(inst.index, (0.0, 0.0, 0.0))
-            last[inst.index] = (busy, active, conns)
+            io, lock, client = inst.wait_integrals()
+            b0, a0, c0, io0, lock0, client0 = last.get(inst.index, (0.0,) * 6)
+            last[inst.index] = (busy, active, conns, io, lock, client)
             rows.setdefault(f"CPUUtilization.{inst.name}", []).append(
                 100.0 * (busy - b0) / (inst.vcpu * interval)
             )
-            rows.setdefault(f"DBLoad.{inst.name}", []).append((active - a0) / interval)
+            loads = (
+                (active - a0) / interval,
+                (io - io0) / interval,
+                (lock - lock0) / interval,
+                (client - client0) / interval,
+            )
+            for wait, load in zip(WAIT_CLASSES, loads, strict=True):
+                rows.setdefault(f"DBLoad.wait.{wait}.{inst.name}", []).append(load)
+            rows.setdefault(f"DBLoad.{inst.name}", []).append(loads[0] + loads[1] + loads[2] + loads[3])
             rows.setdefault(f"DatabaseConnections.{inst.name}", []).append((conns - c0) / interval)
         for svc in self.services:
             svc.sample(rows)

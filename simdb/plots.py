@@ -19,7 +19,23 @@ from .record import ERROR_CODES
 
 ERROR_COLORS = dict(zip(ERROR_CODES, matplotlib.colormaps["tab10"].colors, strict=False))
 # the end of something already marked: a thin grey line, no label
-QUIET_EVENTS = ("tasks_stopped", "write_spike_end", "instance_up", "az_recovered", "storage_repaired")
+QUIET_EVENTS = (
+    "tasks_stopped",
+    "write_spike_end",
+    "instance_up",
+    "az_recovered",
+    "storage_repaired",
+    "locks_held",
+    "locks_released",
+)
+# Performance Insights' wait classes, bottom to top of the stack (FACTS: pi.wait_classes)
+WAIT_COLORS = {"CPU": "tab:green", "IO": "tab:blue", "Lock": "tab:red", "Client": "tab:orange"}
+WAIT_LABELS = {
+    "CPU": "CPU (on a vCPU or queued for one)",
+    "IO": "IO (waiting for the commit)",
+    "Lock": "Lock (waiting for a row lock)",
+    "Client": "Client (idle in a transaction)",
+}
 
 
 def _subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
@@ -787,9 +803,44 @@ def query_plans(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any],
     fig.savefig(path, dpi=110)
 
 
+def has_wait_load(ts: pd.DataFrame) -> bool:
+    """The run had lock waits or sessions idle in transactions: DB load has more than CPU and commits."""
+    return any(col in ts and (ts[col] > 0).any() for col in ("DBLoad.wait.Lock", "DBLoad.wait.Client"))
+
+
+def db_load(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
+    """DB load (average active sessions) stacked by wait class, against the vCPUs; query classes by load."""
+    t = ts["time_s"]
+    db = summary["db_load"]
+    fig, ax = _subplots(1, 1, figsize=(11, 5.5), constrained_layout=True)
+    fig.suptitle(f"{summary['scenario']} — DB load by wait class (seed {summary['seed']})")
+    waits = list(WAIT_COLORS)
+    ax.stackplot(
+        t,
+        [ts[f"DBLoad.wait.{w}"] for w in waits],
+        colors=[WAIT_COLORS[w] for w in waits],
+        labels=[f"{WAIT_LABELS[w]}: mean {db['by_wait'][w]:.2f}" for w in waits],
+        alpha=0.8,
+        step="post",
+    )
+    vcpus = sum(db["vcpus"].values())
+    ax.axhline(vcpus, color="0.2", ls="-.", lw=1.2, label=f"vCPUs, all instances ({vcpus})")
+    top = list(db["by_query"].items())[:3]
+    shares = ", ".join(f"{name} {load:.2f}" for name, load in top)
+    ax.set_title(f"DBLoad mean {db['mean']:.2f}, peak {db['peak']:.2f} sessions; by query class: {shares}")
+    ax.set_ylabel("DBLoad (average active sessions)")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylim(bottom=0)
+    _decorate(ax, events, summary, label=True)
+    _event_labels(ax, events)
+    ax.legend(loc="upper left", fontsize=7)
+    fig.savefig(path, dpi=110)
+
+
 def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], folder: Path) -> list[Path]:
-    """Every plot that applies: the four standard ones, plus proxy.png, lambda.png, serverless.png and
-    restore.png, global.png and query_plans.png when the run has them."""
+    """Every plot that applies: the four standard ones, plus proxy.png, lambda.png, serverless.png,
+    restore.png, global.png and query_plans.png when the run has them, and db_load.png when it had lock
+    waits or sessions idle in transactions."""
     folder.mkdir(parents=True, exist_ok=True)
     out = [
         folder / "timeline.png",
@@ -819,6 +870,9 @@ def write_all(ts: pd.DataFrame, events: pd.DataFrame, summary: dict[str, Any], f
     if any(col.startswith("PlanRows.") for col in ts.columns):
         out.append(folder / "query_plans.png")
         query_plans(ts, events, summary, out[-1])
+    if "db_load" in summary and has_wait_load(ts):
+        out.append(folder / "db_load.png")
+        db_load(ts, events, summary, out[-1])
     return out
 
 

@@ -81,6 +81,8 @@ MAX_DURATION_S = 30 * 86400.0
 MAX_RATE = 10_000_000.0
 MAX_TASKS = 100_000
 MAX_POOL = 10_000
+MAX_LOCKS = 1000  # row locks per request transaction
+MAX_BATCH_KEYS = 100_000  # row locks a batch_update or long_transaction session holds (a dict entry each)
 
 
 class Strict(BaseModel):
@@ -130,13 +132,17 @@ class InstanceSpec(Strict):
         return value
 
 
+MS_HELP = DURATION_HELP.replace("a bare number means seconds", "a bare number means milliseconds")
+
+
 def _milliseconds(value: object) -> object:
     # the parameter group gives this PostgreSQL setting in milliseconds: a bare number is ms
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = f"{value!r}ms"
-    seconds = _finite(parse_duration, DURATION_HELP.replace("bare number of seconds", "bare number of ms"))(
-        value
-    )
+    try:
+        seconds = _finite(parse_duration, MS_HELP)(value)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(DURATION_HELP, MS_HELP)) from None
     if seconds > MAX_DURATION_S:
         raise ValueError(f"at most {MAX_DURATION_S:g} s")
     return seconds
@@ -169,6 +175,26 @@ class Parameters(Strict):
         "server; its client gets connection_lost on its next statement. A bare number is milliseconds, as in "
         "the parameter group (60000 = 60 s). Default 0, off (FACTS: pg.idle_in_txn, acu.idle_txn)",
     )
+    lock_timeout: Milliseconds = Field(
+        0.0,
+        description="PostgreSQL: a statement that waits longer than this for a row lock fails lock_timeout (the "
+        "app rolls back, releasing the locks it held). A bare number is milliseconds, as in the parameter group. "
+        "Default 0, wait forever (FACTS: pg.lock_timeout)",
+    )
+    innodb_lock_wait_timeout: Duration | None = Field(
+        None,
+        gt=0,
+        le=MAX_DURATION_S,
+        description="MySQL engines: how long a statement waits for a row lock before it fails lock_timeout "
+        "(MySQL error 1205). A bare number is seconds, as in MySQL. Default 50 s (FACTS: mysql.lock_wait_timeout)",
+    )
+
+    def row_lock_timeout(self, engine: str) -> float:
+        """Seconds a row-lock wait may last before it fails (0 = forever), for ``engine``."""
+        if "mysql" in engine:
+            # FACTS: mysql.lock_wait_timeout
+            return self.innodb_lock_wait_timeout if self.innodb_lock_wait_timeout is not None else 50.0
+        return self.lock_timeout
 
 
 class ConnectionCost(Strict):
@@ -955,6 +981,14 @@ class Transaction(Strict):
     external_call: Duration = Field(
         0.0, le=86400, description="external call made while the transaction holds the connection"
     )
+    locks: int = Field(
+        0,
+        ge=0,
+        le=MAX_LOCKS,
+        description="writes: row locks the transaction takes when its statement starts, held to the commit: "
+        "the request's key plus locks-1 more drawn from the same key distribution, taken in ascending key "
+        "order (so no deadlocks). Default 0, no row locks (assumed: a scenario states its contention)",
+    )
 
 
 def _follow_shorthand(value: object) -> object:
@@ -1482,6 +1516,38 @@ class LongTransaction(_Event):
         ..., gt=0, le=MAX_DURATION_S, description="how long the transaction stays open"
     )
     sessions: int = Field(1, ge=1, le=10_000, description="sessions running one each; default 1")
+    keys: int = Field(
+        0,
+        ge=0,
+        le=MAX_BATCH_KEYS,
+        description="row locks each session holds for the whole transaction: session i locks keys "
+        "first_key + i*keys .. first_key + (i+1)*keys - 1, taken in ascending order. Keys are numbered by "
+        "popularity in a zipf distribution (0 is the hottest). Default 0, none",
+    )
+    first_key: int = Field(0, ge=0, le=50_000_000, description="the first key locked; default 0, the hottest")
+
+
+class BatchUpdate(_Event):
+    """A batch job updates `keys` rows in one transaction: it locks them (the hottest first: keys
+    first_key .. first_key+keys-1), holds them for `duration`, then commits. Requests that need those rows
+    wait behind it (or fail lock_timeout)."""
+
+    action: Literal["batch_update"]
+    service: Name | None = Field(
+        None,
+        description="the ecs service whose pool lends the batch its connection; default the first ecs service",
+    )
+    keys: int = Field(..., ge=1, le=MAX_BATCH_KEYS, description="rows the batch locks")
+    first_key: int = Field(
+        0,
+        ge=0,
+        le=50_000_000,
+        description="the first key locked; default 0. Keys are numbered by popularity in a zipf distribution "
+        "(0 is the hottest), so the default locks the hottest rows",
+    )
+    duration: Duration = Field(
+        ..., gt=0, le=MAX_DURATION_S, description="how long the batch holds its locks once it has them all"
+    )
 
 
 class SnapshotEvent(_Event):
@@ -1622,6 +1688,7 @@ Event = Annotated[
         GlobalSwitchover,
         GlobalFailover,
         RegionOutage,
+        BatchUpdate,
     ],
     Field(discriminator="action"),
 ]
@@ -1641,6 +1708,7 @@ EVENT_ACTIONS = (
     "global_switchover",
     "global_failover",
     "region_outage",
+    "batch_update",
 )
 
 _EXPECT = re.compile(r"[ \t]*([A-Za-z_][\w\-]*(?:\.[\w\-]+)*)[ \t]*(==|!=|<=|>=|<|>)[ \t]*(\S+)[ \t]*")
@@ -1705,6 +1773,13 @@ class Scenario(Strict):
         description='checks on summary.json, e.g. "requests.errors.acquire_timeout == 0"',
     )
     case: CaseRef | None = Field(None, description="the course failure case this scenario reproduces")
+
+    def takes_row_locks(self) -> bool:
+        """Whether any transaction (a query's, a long_transaction's, a batch_update's) locks rows."""
+        queries = (q for s in self.services for q in s.workload)
+        return any(q.transaction is not None and q.transaction.locks for q in queries) or any(
+            getattr(ev, "keys", 0) for ev in self.events
+        )
 
 
 def expect_error(scenario: Scenario, index: int, message: str) -> ScenarioError:
@@ -2285,6 +2360,27 @@ def _check_serverless(cluster: Cluster, source: str, lines: dict[tuple, int | No
         )
 
 
+def _check_lock_parameters(cluster: Cluster, source: str, lines: dict[tuple, int | None]) -> None:
+    params = cluster.parameters
+    mysql = "mysql" in cluster.engine
+    if mysql and params.lock_timeout > 0:
+        _fail(
+            f"lock_timeout is a PostgreSQL parameter; {cluster.engine} bounds row-lock waits with "
+            "innodb_lock_wait_timeout (seconds)",
+            ("cluster", "parameters", "lock_timeout"),
+            source,
+            lines,
+        )
+    if not mysql and params.innodb_lock_wait_timeout is not None:
+        _fail(
+            f"innodb_lock_wait_timeout is a MySQL parameter; {cluster.engine} bounds row-lock waits with "
+            "lock_timeout (ms)",
+            ("cluster", "parameters", "innodb_lock_wait_timeout"),
+            source,
+            lines,
+        )
+
+
 def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) -> None:
     """Cross-field rules pydantic cannot see field by field."""
     if s.warmup != "auto" and s.warmup >= s.duration:
@@ -2313,6 +2409,7 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
     cluster = s.cluster
     _check_topology(cluster, source, lines)
     _check_serverless(cluster, source, lines)
+    _check_lock_parameters(cluster, source, lines)
     secondary_readers = cluster.secondary.readers if cluster.secondary is not None else []
     if cluster.engine.startswith("aurora"):
         for loc, spec in (
@@ -2401,6 +2498,21 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
                     lines,
                 )
             q.route = route
+            locks = q.transaction.locks if q.transaction is not None else 0
+            if locks and q.kind != "write":
+                _fail(
+                    "row locks are taken by writes; make the query kind: write, or set locks: 0",
+                    ("services", i, "workload", j, "transaction", "locks"),
+                    source,
+                    lines,
+                )
+            if locks > q.keys.count:
+                _fail(
+                    f"locks ({locks}) is more than the query's distinct keys (keys.count {q.keys.count})",
+                    ("services", i, "workload", j, "transaction", "locks"),
+                    source,
+                    lines,
+                )
             if q.follows is not None:
                 loc = ("services", i, "workload", j, "follows")
                 leader = q.follows.query
@@ -2515,6 +2627,16 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
                         source,
                         lines,
                     )
+        if isinstance(ev, BatchUpdate) and ev.service is None:
+            ecs = [svc.name for svc in s.services if svc.kind == "ecs"]
+            if not ecs:
+                _fail(
+                    "batch_update takes its connection from an ecs service's pool; this scenario has none",
+                    ("events", i, "action"),
+                    source,
+                    lines,
+                )
+            ev.service = ecs[0]
         target = getattr(ev, "service", None)
         if target is not None and target not in service_names:
             close = difflib.get_close_matches(target, service_names, n=1)
@@ -2539,7 +2661,7 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
             )
         if (
             target is not None
-            and isinstance(ev, IdleInTransaction | LongTransaction)
+            and isinstance(ev, IdleInTransaction | LongTransaction | BatchUpdate)
             and s.services[service_names.index(target)].kind == "lambda"
         ):
             _fail(

@@ -65,6 +65,8 @@ def queueing(scenario: Scenario, vcpu: int) -> dict[str, Any] | None:
         return None
     if any(q.plan is not None and q.plan.growth > 0 for q in queries):
         return None  # a growing table: the CPU times drift, no steady state
+    if any(q.transaction is not None and q.transaction.locks for q in queries):
+        return None  # row-lock waits come before the CPU queue and add to what is measured as CPU wait
     rates = [q.rate or 0.0 for q in queries]
     lam = sum(rates)
     if lam <= 0:

@@ -604,6 +604,134 @@ def _cases() -> list[Case]:
             ["no service named 'apx'; did you mean 'api'?"],
         ),
         Case(
+            "locks-on-a-read",
+            (
+                x := edit(
+                    t,
+                    "        cpu: 1ms\n",
+                    "        cpu: 1ms\n        transaction: {locks: 1}\n",
+                )
+            ),
+            line_of(x, "transaction: {locks: 1}"),
+            "services[0].workload[0].transaction.locks",
+            ["row locks are taken by writes", "kind: write", "locks: 0"],
+        ),
+        Case(
+            "more-locks-than-keys",
+            (
+                x := edit(
+                    t,
+                    "        transaction: {hold: 2ms}\n",
+                    "        keys: {count: 2}\n        transaction: {hold: 2ms, locks: 3}\n",
+                )
+            ),
+            line_of(x, "locks: 3"),
+            "services[0].workload[1].transaction.locks",
+            ["locks (3) is more than the query's distinct keys (keys.count 2)"],
+        ),
+        Case(
+            "negative-locks",
+            (x := edit(t, "transaction: {hold: 2ms}", "transaction: {hold: 2ms, locks: -1}")),
+            line_of(x, "locks: -1"),
+            "services[0].workload[1].transaction.locks",
+            ["greater than or equal to 0"],
+        ),
+        Case(
+            "lock-timeout-not-a-duration",
+            (
+                x := edit(
+                    t,
+                    "  engine: aurora-postgresql\n",
+                    "  engine: aurora-postgresql\n  parameters: {lock_timeout: soon}\n",
+                )
+            ),
+            line_of(x, "lock_timeout"),
+            "cluster.parameters.lock_timeout",
+            ["'soon'", "a bare number means milliseconds"],
+        ),
+        Case(
+            "lock-timeout-on-mysql",
+            (
+                x := edit(
+                    t,
+                    "  engine: aurora-postgresql\n",
+                    "  engine: aurora-mysql\n  parameters: {lock_timeout: 2000}\n",
+                )
+            ),
+            line_of(x, "parameters:"),
+            "cluster.parameters.lock_timeout",
+            ["lock_timeout is a PostgreSQL parameter", "innodb_lock_wait_timeout"],
+        ),
+        Case(
+            "innodb-lock-wait-timeout-on-postgres",
+            (
+                x := edit(
+                    t,
+                    "  engine: aurora-postgresql\n",
+                    "  engine: aurora-postgresql\n  parameters: {innodb_lock_wait_timeout: 50}\n",
+                )
+            ),
+            line_of(x, "parameters:"),
+            "cluster.parameters.innodb_lock_wait_timeout",
+            ["innodb_lock_wait_timeout is a MySQL parameter", "lock_timeout (ms)"],
+        ),
+        Case(
+            "batch-update-unknown-service",
+            (
+                x := edit(
+                    t,
+                    "  - {at: 2min, action: scale_service, service: api, tasks: 15}\n",
+                    "  - {at: 2min, action: scale_service, service: api, tasks: 15}\n"
+                    "  - {at: 1min, action: batch_update, service: apx, keys: 10, duration: 30s}\n",
+                )
+            ),
+            line_of(x, "action: batch_update"),
+            "events[1].service",
+            ["no service named 'apx'; did you mean 'api'?"],
+        ),
+        Case(
+            "batch-update-no-keys",
+            (
+                x := edit(
+                    t,
+                    "  - {at: 2min, action: scale_service, service: api, tasks: 15}\n",
+                    "  - {at: 2min, action: scale_service, service: api, tasks: 15}\n"
+                    "  - {at: 1min, action: batch_update, keys: 0, duration: 30s}\n",
+                )
+            ),
+            line_of(x, "action: batch_update"),
+            "events[1].keys",
+            ["greater than or equal to 1"],
+        ),
+        Case(
+            "batch-update-without-duration",
+            (
+                x := edit(
+                    t,
+                    "  - {at: 2min, action: scale_service, service: api, tasks: 15}\n",
+                    "  - {at: 2min, action: scale_service, service: api, tasks: 15}\n"
+                    "  - {at: 1min, action: batch_update, keys: 5}\n",
+                )
+            ),
+            line_of(x, "action: batch_update"),
+            "events[1].duration",
+            ["required"],
+        ),
+        Case(
+            "long-transaction-negative-keys",
+            (
+                x := edit(
+                    t,
+                    "  - {at: 2min, action: scale_service, service: api, tasks: 15}\n",
+                    "  - {at: 2min, action: scale_service, service: api, tasks: 15}\n"
+                    "  - {at: 1min, action: long_transaction, service: api, duration: 30s, keys: -2}\n",
+                )
+            ),
+            line_of(x, "action: long_transaction"),
+            "events[1].keys",
+            ["greater than or equal to 0"],
+        ),
+        Case(
             "not-utf8",
             b"name: x\ndescription: caf\xe9\n",
             2,

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import theory
-from ..engine import RawRun
+from ..engine import WAIT_CLASSES, RawRun
 from ..errors import SimdbError
 from ..record import (
     CODES,
@@ -242,6 +242,21 @@ class Analysis:
             ts[f"DatabaseConnections.{name}"] = a
             ts[f"CPUUtilization.{name}"] = b
             ts[f"DBLoad.{name}"] = d
+        # DB load by wait class (Performance Insights' DBLoadCPU / DBLoadNonCPU and the wait dimension)
+        by_wait = {wait: per_instance(f"DBLoad.wait.{wait}") for wait in WAIT_CLASSES}
+        non_cpu = [
+            io + lock + client
+            for io, lock, client in zip(*(by_wait[w] for w in WAIT_CLASSES[1:]), strict=True)
+        ]
+        ts["DBLoadCPU"] = np.sum(by_wait["CPU"], axis=0)
+        ts["DBLoadNonCPU"] = np.sum(non_cpu, axis=0)
+        for wait in WAIT_CLASSES:
+            ts[f"DBLoad.wait.{wait}"] = np.sum(by_wait[wait], axis=0)
+        for i, name in enumerate(names):
+            ts[f"DBLoadCPU.{name}"] = by_wait["CPU"][i]
+            ts[f"DBLoadNonCPU.{name}"] = non_cpu[i]
+            for wait in WAIT_CLASSES:
+                ts[f"DBLoad.wait.{wait}.{name}"] = by_wait[wait][i]
 
         conn = self.conn
         attempts = self.attempts
@@ -424,6 +439,7 @@ class Analysis:
                 self._write_windows,
                 self.failovers,
             ),
+            "db_load": self._db_load(by_query),
         }
         summary["expect"] = evaluate_expectations(s.expect, summary)
         return summary
@@ -439,6 +455,59 @@ class Analysis:
             "cost_per_row_us": rnd(plan.cost_per_row * 1e6),
             "mean_cpu_ms_start": rnd(theory.plan_cost_s(spec, 0.0) * 1000.0),
             "mean_cpu_ms_end": rnd(theory.plan_cost_s(spec, self.duration) * 1000.0),
+        }
+
+    def _db_load(self, by_query: dict[str, Any]) -> dict[str, Any]:
+        """Average active sessions over the measured time (Performance Insights' DBLoad), by wait class,
+        by instance and by query class.
+
+        The totals come from the model's exact integrals per timeseries interval. A query class's share is
+        the time its requests spent in the DB (from the connection handing the statement over to the end),
+        inside the measured time, per second; requests whose end the client learns later than the DB
+        (connection_lost) or that never reached it (read_only) are left out, and so are event sessions and
+        connection setup: together they are ``other``.
+        """
+        raw = self.raw
+        interval = self.scenario.timeseries_interval
+        n = round(self.duration / interval)
+        first = round(self.warmup / interval)
+        start = first * interval
+        names = [i.name for i in raw.instances]
+
+        def window(metric: str, name: str) -> np.ndarray:
+            return raw.samples.get(f"{metric}.{name}", np.zeros(0))[first:n]
+
+        def cluster(metric: str) -> np.ndarray:
+            parts = [v for v in (window(metric, name) for name in names) if v.size]
+            return np.sum(parts, axis=0) if parts else np.zeros(0)
+
+        def avg(values: np.ndarray) -> float:
+            return float(values.mean()) if values.size else 0.0
+
+        total = cluster("DBLoad")
+        mean = avg(total)
+        by_wait = {wait: avg(cluster(f"DBLoad.wait.{wait}")) for wait in WAIT_CLASSES}
+
+        c = self.cols
+        dt = np.minimum(c["t_end"], self.duration) - np.maximum(c["t_acquired"], start)
+        dt[~(dt > 0.0)] = 0.0  # never acquired (NaN), or outside the measured time
+        late = np.isin(c["code"], [CODES.index("connection_lost"), CODES.index("read_only")])
+        if late.any():
+            dt[late] = 0.0
+        seconds = np.bincount(c["query"], weights=dt, minlength=len(raw.queries))
+        measured = self.duration - start
+        loads = {key: float(sec) / measured for key, sec in zip(by_query, seconds, strict=True)}
+        ranked = sorted(loads.items(), key=lambda kv: (-kv[1], kv[0]))
+        return {
+            "mean": rnd(mean),
+            "peak": rnd(total.max()) if total.size else 0.0,
+            "cpu": rnd(by_wait["CPU"]),
+            "non_cpu": rnd(sum(by_wait[w] for w in WAIT_CLASSES[1:])),
+            "by_wait": {wait: rnd(v) for wait, v in by_wait.items()},
+            "by_instance": {name: rnd(avg(window("DBLoad", name))) for name in names},
+            "vcpus": {i.name: i.vcpu for i in raw.instances},
+            "by_query": {key: rnd(v) for key, v in ranked},
+            "other": rnd(max(mean - sum(loads.values()), 0.0)),
         }
 
     def _connections(self) -> dict[str, Any]:
@@ -706,7 +775,8 @@ class Analysis:
             measured = self.duration - self.warmup
             q = {k: rnd(v) for k, v in q.items()}
             q["instance"] = writer.name
-            load = raw.samples.get(f"DBLoad.{writer.name}")
+            # sessions on a vCPU or queued for one: the M/M/c system's L
+            load = raw.samples.get(f"DBLoad.wait.CPU.{writer.name}")
             cpu = raw.samples.get(f"CPUUtilization.{writer.name}")
             first = round(self.warmup / s.timeseries_interval)
             q["simulated"] = {

@@ -153,6 +153,8 @@ def transactions_summary(extra: dict[str, Any], timeout_s: float, start: float, 
                 "ended": dict(Counter(log["outcomes"])),
                 "terminated": len(held),
                 "terminated_after_s": [rnd(h) for h in held],
+                # row locks each session held (long_transaction keys, batch_update); absent without
+                **({"keys": log["keys"]} if log.get("keys") else {}),
             }
         )
     return {

@@ -229,6 +229,7 @@ HANDLERS: dict[str, Callable[[Sim, Any, int], None]] = {
     "global_switchover": _global_switchover,
     "global_failover": _global_failover,
     "region_outage": _region_outage,
+    "batch_update": schedule_sessions,
 }
 
 

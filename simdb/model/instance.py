@@ -4,6 +4,12 @@ Jobs are plain objects that the instance schedules directly on the SimPy event q
 ``cpu``, ``t_start`` and ``after_cpu`` slots): one heap entry per CPU burst, no process or event object
 per query. Time integrals (busy vCPUs, active sessions, connections) are kept as they change, so
 CPUUtilization, DBLoad and DatabaseConnections per interval are exact, not sampled.
+
+DB load is split by wait class, as Performance Insights splits it (FACTS: pi.wait_classes): `CPU` (on a
+vCPU or queued for one), `IO` (waiting for the commit to be durable), `Lock` (waiting for a row lock) and
+`Client` (idle inside an open transaction while the app works). The CPU integral advances with the vCPU
+queue; the others are kept as ``acc - Σ entry times + Σ exit times`` and a count, so a state change costs
+two additions and no clock advance: the integral up to t is ``acc + count * t``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..record import CONN_CLOSED, CONN_OPENED, CONN_REJECTED
+from .locks import LockTable
 
 if TYPE_CHECKING:
     from ..engine import Sim
@@ -45,7 +52,7 @@ class HeldTx:
     ``idle_in_transaction`` / ``long_transaction`` event): what the idle-in-transaction timeout ends and
     what keeps a Serverless v2 instance's capacity up."""
 
-    __slots__ = ("acu", "callbacks", "conn", "done", "ended", "idle", "label", "start")
+    __slots__ = ("acu", "callbacks", "conn", "counted", "done", "ended", "idle", "label", "req", "start")
     _ok = True
 
     def __init__(self, conn: Any, start: float, acu: float, idle: bool) -> None:
@@ -54,9 +61,16 @@ class HeldTx:
         self.start = start
         self.acu = acu  # the instance's capacity when the transaction began (Serverless v2)
         self.idle = idle
+        self.counted = idle  # in the instance's Client load until it ends
         self.done = False
         self.ended = math.nan  # when the server ended the session (the timeout)
         self.label: str | None = None  # a session from an event: its termination goes to events.csv
+        self.req: Any = None  # the request whose row locks the transaction holds, if any
+
+
+# a hold that began on an instance already down: nothing to track, not counted as load
+_NOT_HELD = HeldTx(None, 0.0, 0.0, False)
+_NOT_HELD.done = True
 
 
 class Instance:
@@ -117,6 +131,17 @@ class Instance:
         self._terminate_callbacks = (self._terminate,)
         self.open_tx: set[HeldTx] = set()  # tracked only where something needs them (timeout, serverless)
         self.terminated_t: list[float] = []  # sessions ended by the idle-in-transaction timeout
+        params = sim.scenario.cluster.parameters
+        self.locks = LockTable(self, params.row_lock_timeout(sim.scenario.cluster.engine))
+        if sim.scenario.takes_row_locks():
+            self.enable_locks()
+        # DB load by wait class besides CPU: count now and acc (see the module docstring)
+        self.io_n = 0
+        self.io_acc = 0.0
+        self.lock_n = 0
+        self.lock_acc = 0.0
+        self.client_n = 0
+        self.client_acc = 0.0
 
     def _advance(self, now: float) -> None:
         dt = now - self._t
@@ -137,7 +162,29 @@ class Instance:
         self._advance_connections(now)
         return self.busy_area, self.active_area, self.conn_area
 
+    def wait_integrals(self) -> tuple[float, float, float]:
+        """Session-seconds waiting for (IO: commit, Lock: a row lock, Client: the app in a transaction) up to now."""
+        now = self.env.now
+        return (
+            self.io_acc + self.io_n * now,
+            self.lock_acc + self.lock_n * now,
+            self.client_acc + self.client_n * now,
+        )
+
     # ------------------------------------------------------------------ CPU
+
+    def enable_locks(self) -> None:
+        """Some transaction in the scenario takes row locks: from now on a job with ``lock_keys`` takes
+        them before it queues for a vCPU (one that has to wait is submitted again once it holds them all).
+        Scenarios without row locks keep the plain :meth:`submit`, with no check per query."""
+        plain = self.submit
+        acquire = self.locks.acquire
+
+        def submit(job: Any) -> None:
+            if job.lock_keys is None or acquire(job):
+                plain(job)
+
+        self.submit = submit  # type: ignore[method-assign]
 
     def submit(self, job: Any) -> None:
         """Queue ``job`` for a vCPU; ``job.after_cpu(job)`` runs when its ``job.cpu`` seconds are done."""
@@ -192,16 +239,24 @@ class Instance:
     # ---------------------------------------------------------- transactions
 
     def hold_begins(
-        self, conn: Any, duration: float, idle: bool = True, label: str | None = None
+        self, conn: Any, duration: float, idle: bool = True, label: str | None = None, req: Any = None
     ) -> HeldTx | None:
         """A transaction on ``conn`` stays open for ``duration`` seconds (``idle``: the session sends
-        nothing meanwhile). Returns its handle for :meth:`hold_ends`, or None when nothing tracks it."""
+        nothing meanwhile: Client load). ``req``: the request whose row locks it holds, released if the
+        server ends the session. Returns its handle for :meth:`hold_ends`, or None when nothing tracks it
+        (an idle hold, counted as Client load until :meth:`hold_ends`)."""
+        if not self.up:
+            return _NOT_HELD
         timeout = self.idle_tx_timeout
         ends = idle and 0.0 < timeout < duration
-        if not self.up or not (ends or self.serverless or label):
+        if idle:
+            self.client_n += 1
+            self.client_acc -= self.env._now
+        if not (ends or self.serverless or label or req is not None):
             return None
         tx = HeldTx(conn, self.env._now, self.tracked_capacity(), idle)
         tx.label = label
+        tx.req = req
         self.open_tx.add(tx)
         if ends:
             tx.callbacks = self._terminate_callbacks
@@ -209,9 +264,20 @@ class Instance:
         return tx
 
     def hold_ends(self, tx: HeldTx | None) -> None:
-        if tx is not None and not tx.done:
+        if tx is None:
+            self.client_n -= 1
+            self.client_acc += self.env._now
+            return
+        if tx.counted:
+            self._uncount(tx)
+        if not tx.done:
             tx.done = True
             self.open_tx.discard(tx)
+
+    def _uncount(self, tx: HeldTx) -> None:
+        tx.counted = False
+        self.client_n -= 1
+        self.client_acc += self.env._now
 
     def tracked_capacity(self) -> float:
         return 0.0
@@ -223,6 +289,10 @@ class Instance:
             return
         tx.done = True
         self.open_tx.discard(tx)
+        if tx.counted:
+            self._uncount(tx)
+        if tx.req is not None:
+            self.locks.release(tx.req)  # the backend exits: its transaction aborts
         conn = tx.conn
         if conn.broken or conn.closed:
             return
@@ -283,8 +353,13 @@ class Instance:
         self.connections = 0
         for tx in self.open_tx:
             tx.done = True
+            if tx.counted:
+                self._uncount(tx)
         self.open_tx.clear()
         rec.event(now, "instance_down", self.name, cause + (" (host unreachable)" if blackhole else ""))
+        # every transaction on it is gone, and its row locks with it (before the queued work below ends
+        # and releases locks that would otherwise pass to waiters)
+        self.locks.clear()
         queued = list(self.queue)
         self.queue.clear()
         self.active -= len(queued)

@@ -113,6 +113,7 @@ class _SetupJob:
 
     __slots__ = ("after_cpu", "callbacks", "cpu", "t_start")
     _ok = True
+    lock_keys = None
 
     def __init__(self, cpu: float, after_cpu: Any) -> None:
         self.callbacks: Any = None

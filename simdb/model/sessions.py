@@ -1,4 +1,5 @@
-"""Sessions that keep a transaction open: the `idle_in_transaction` and `long_transaction` events.
+"""Sessions that keep a transaction open: the `idle_in_transaction`, `long_transaction` and
+`batch_update` events.
 
 Each session takes a connection from one of the service's task pools like a request does (waiting up to
 the pool's connection_timeout), runs its first statement on the instance, then holds the transaction open:
@@ -6,6 +7,11 @@ idle (a leaked transaction: the server's idle_in_transaction_session_timeout may
 batch: the timeout does not apply). When it ends, the app commits; if the server ended the session
 meanwhile, the commit fails connection_lost and the pool discards the connection. Sessions are not
 requests: they are logged on their own (``transactions`` in the summary), not in the request columns.
+
+A `long_transaction` with ``keys`` and a `batch_update` lock a range of keys (ascending, like every
+transaction: :mod:`.locks`) before their first statement, and hold them until they end. An idle session is
+Client load while it holds its transaction; a busy one's own statements are not modelled, so it adds no
+DB load: the requests it blocks show as Lock load.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..record import CODE, CODES
 from ..units import format_duration
 from .instance import NORMAL
-from .workload import NAN, Request
+from .workload import NAN, LockingRequest, Request
 
 if TYPE_CHECKING:
     from ..engine import Sim
@@ -43,6 +49,9 @@ class HeldSessions:
         self.index = index
         self.idle = ev.action == "idle_in_transaction"
         self.hold = (ev.for_ if ev.for_ is not None else math.inf) if self.idle else ev.duration
+        self.sessions = getattr(ev, "sessions", 1)
+        self.keys = getattr(ev, "keys", 0)  # row locks per session
+        self.first_key = getattr(ev, "first_key", 0)
         self.service: ServiceRuntime = sim.service(ev.service)
         routes = self.service.spec.routes()
         via = self.service.spec.connect_via
@@ -57,11 +66,24 @@ class HeldSessions:
         yield self.env.timeout(self.ev.at)
         now = self.env.now
         ev = self.ev
-        what = "idle in a transaction" if self.idle else "in a long transaction"
         how_long = f"for {format_duration(self.hold)}" if math.isfinite(self.hold) else "until the run ends"
-        self.sim.rec.event(now, ev.action, ev.service, f"{ev.sessions} sessions {what} {how_long}")
-        for session in range(ev.sessions):
-            req = Request()
+        if ev.action == "batch_update":
+            last = self.first_key + self.keys - 1
+            detail = f"a batch locks keys {self.first_key}..{last} and holds them {how_long}"
+        else:
+            what = "idle in a transaction" if self.idle else "in a long transaction"
+            detail = f"{self.sessions} sessions {what} {how_long}"
+            if self.keys:
+                detail += f", each holding {self.keys} row locks"
+        self.sim.rec.event(now, ev.action, ev.service, detail)
+        for session in range(self.sessions):
+            if self.keys:
+                req: Request = LockingRequest()
+                first = self.first_key + session * self.keys
+                req.lock_keys = range(first, first + self.keys)
+                req.n_locked = 0
+            else:
+                req = Request()
             req.query = self
             req.t_arrive = now
             req.key = -1
@@ -85,8 +107,20 @@ class HeldSessions:
         now = self.env._now
         self.began_t.append(now)
         req.tx = inst.hold_begins(
-            conn, self.hold, idle=self.idle, label=f"{self.ev.service} session {req.session}"
+            conn,
+            self.hold,
+            idle=self.idle,
+            label=f"{self.ev.service} session {req.session}",
+            req=req if self.keys else None,
         )
+        if self.keys:
+            self.sim.rec.event(
+                now,
+                "locks_held",
+                self.ev.service,
+                f"{self.ev.action} session {req.session} holds {self.keys} row locks, "
+                f"{now - req.t_arrive:g} s after it asked for a connection",
+            )
         if req.tx is not None:
             self.txs.append(req.tx)
         if math.isfinite(self.hold) and now + self.hold < self.sim.scenario.duration:
@@ -97,6 +131,15 @@ class HeldSessions:
         """The app commits: fine, unless the server ended the session meanwhile."""
         conn = req.conn
         conn.instance.hold_ends(req.tx)
+        if self.keys:
+            conn.instance.locks.release(req)
+            if not conn.broken:  # a failed instance dropped them already
+                self.sim.rec.event(
+                    self.env._now,
+                    "locks_released",
+                    self.ev.service,
+                    f"{self.ev.action} session {req.session}",
+                )
         if conn.broken:
             self.outcomes.append("connection_lost")
             req.pool.release(conn, CONNECTION_LOST)
@@ -109,8 +152,15 @@ class HeldSessions:
         self.outcomes.append("not_started:" + CODES[code])
 
     def lost(self, req: Request) -> None:
+        if self.keys:
+            req.conn.instance.locks.release(req)
         self.outcomes.append("connection_lost")
         req.pool.release(req.conn, CONNECTION_LOST)
+
+    def lock_timeout(self, req: Request) -> None:
+        """A row lock stayed taken longer than lock_timeout: the session rolls back and gives up."""
+        self.outcomes.append("lock_timeout")
+        req.pool.release(req.conn)
 
     def read_only(self, req: Request) -> None:  # sessions do not write: never called
         raise AssertionError("a held session does not write")
@@ -120,7 +170,8 @@ class HeldSessions:
             "event": self.index,
             "action": self.ev.action,
             "service": self.ev.service,
-            "sessions": self.ev.sessions,
+            "sessions": self.sessions,
+            "keys": self.keys,
             "began_t": list(self.began_t),
             "terminated": [(tx.start, tx.ended) for tx in self.txs if not math.isnan(tx.ended)],
             "outcomes": list(self.outcomes),

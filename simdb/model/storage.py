@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..record import CODE
 from .instance import NORMAL
 
 if TYPE_CHECKING:
@@ -34,7 +33,6 @@ WRITE_QUORUM = 4  # FACTS: storage.quorum
 READ_QUORUM = 3  # FACTS: storage.quorum
 COPIES_PER_AZ = 2  # FACTS: storage.copies
 Z99 = 2.3263478740408408  # standard normal 99th percentile
-QUORUM_UNAVAILABLE = CODE["quorum_unavailable"]
 
 
 class _QuorumDeadline:
@@ -130,7 +128,7 @@ class StorageModel:
         """A commit found no write quorum: fail it now, or let it wait up to write_quorum_timeout."""
         timeout = self.spec.write_quorum_timeout
         if timeout <= 0.0:
-            query.end(req, QUORUM_UNAVAILABLE)
+            query.commit_failed(req)
             return
         req.waiting = True
         req.deadline = deadline = _QuorumDeadline(self._deadline_callbacks, req)
@@ -141,7 +139,7 @@ class StorageModel:
         req = deadline.req
         if req is not None and req.waiting:
             req.waiting = False
-            req.query.end(req, QUORUM_UNAVAILABLE)
+            req.query.commit_failed(req)
 
     def _resume_waiters(self) -> None:
         waiters, self.waiters = self.waiters, []
@@ -149,7 +147,7 @@ class StorageModel:
             if req.waiting:
                 req.waiting = False
                 req.deadline.req = None
-                req.query._commit(req)
+                req.query.commit_resumed(req)
 
     def read_quorum(self) -> int:
         return 1

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 NAN = math.nan
 CONNECTION_LOST = CODE["connection_lost"]
 QUORUM_UNAVAILABLE = CODE["quorum_unavailable"]
+LOCK_TIMEOUT = CODE["lock_timeout"]
 READ_ONLY = CODE["read_only"]
 CIRCUIT_OPEN = CODE["circuit_open"]
 # failures after which sending the request again is safe: it never ran (connection_lost, which may
@@ -72,6 +73,14 @@ class Request:
         "waiting",
     )
     _ok = True
+    lock_keys: Any = None  # row locks: only a LockingRequest has them
+
+
+class LockingRequest(Request):
+    """A request whose transaction takes row locks: ``lock_keys`` ascending (a tuple or a range), of which
+    the first ``n_locked`` are held."""
+
+    __slots__ = ("lock_keys", "n_locked")
 
 
 def rate_steps(scenario: Scenario, service: Service, query: Query) -> tuple[list[float], list[float]]:
@@ -138,6 +147,20 @@ class QueryClass:
             else integers(keys, spec.keys.count)
         )
         self._sessions = integers(sim.stream(path + ".sessions"), service.spec.sessions)
+        # row locks (model.locks): the request's key and locks-1 more from the key distribution (assumed: a
+        # transaction's other rows are as popular as its first), drawn from their own stream so the recorded
+        # keys are the same with or without locks
+        self.n_locks = spec.transaction.locks if spec.transaction is not None else 0
+        self.locking = self.n_locks > 0
+        if self.locking and spec.plan is None:  # a plan's issue path takes the locks too
+            self._issue = self._issue_locking  # type: ignore[method-assign]
+        if self.n_locks > 1:
+            more = sim.stream(path + ".locks")
+            self._lock_keys = (
+                bounded_zipf(more, spec.keys.count, spec.keys.s)
+                if spec.keys.distribution == "zipf"
+                else integers(more, spec.keys.count)
+            )
         self.retries = spec.retries
         self.idempotent = bool(spec.idempotent)
         self.retried = 0  # requests sent again
@@ -162,7 +185,8 @@ class QueryClass:
             self._after_cpu = self._hold_then_finish if self.hold else self._finish
         self._after_hold = self._commit if self.is_write else self._finish
         self._hold_callbacks = (self._hold_done,)
-        self._finish_callbacks = (self._finish,)
+        # a write's commit ends in _committed (IO load ends, row locks go), then _finish
+        self._finish_callbacks = (self._committed_locked if self.locking else self._committed,)
         self.followers: list[QueryClass] = []
         self._follow_u = uniforms(sim.stream(path + ".follows")) if spec.follows is not None else None
         self._pending_callbacks = (self._issue_pending,)
@@ -205,8 +229,9 @@ class QueryClass:
         self.sim.arrived += 1
         self.service.dispatch(req)
 
-    # A query with a plan issues through one of these (bound in __init__) instead of _issue: a copy of its
-    # body with the mean taken at the arrival, so queries without a plan pay nothing for the feature.
+    # A query with a plan or row locks issues through one of these (bound in __init__) instead of _issue: a
+    # copy of its body with the mean CPU taken at the arrival and the locks drawn, so queries without either
+    # pay nothing for the features.
 
     def _issue_scan(self, now: float, key: int, session: int, user: _User | None) -> None:
         self._issue_mean(now, key, session, user, self._plan_a0 + self._plan_a1 * now)
@@ -215,8 +240,16 @@ class QueryClass:
         rows = self._plan_rows + self._plan_growth * now
         self._issue_mean(now, key, session, user, self.cpu_mean + self._plan_cost * math.log2(rows))
 
+    def _issue_locking(self, now: float, key: int, session: int, user: _User | None) -> None:
+        self._issue_mean(now, key, session, user, self.cpu_mean)
+
     def _issue_mean(self, now: float, key: int, session: int, user: _User | None, mean: float) -> None:
-        req = Request()
+        if self.locking:
+            req = LockingRequest()
+            req.lock_keys = self._keys_to_lock(key)
+            req.n_locked = 0
+        else:
+            req = Request()
         req.query = self
         req.t_arrive = now
         req.key = key
@@ -231,9 +264,15 @@ class QueryClass:
         self.sim.arrived += 1
         self.service.dispatch(req)
 
+    def _keys_to_lock(self, key: int) -> tuple[int, ...]:
+        if self.n_locks == 1:
+            return (key,)
+        draws = self._lock_keys
+        return tuple(sorted({key, *(next(draws) for _ in range(self.n_locks - 1))}))
+
     def _hold_then_finish(self, req: Request) -> None:
         # the session sits idle in its transaction (app work, an external call) before it commits
-        req.tx = req.conn.instance.hold_begins(req.conn, self.hold)
+        req.tx = req.conn.instance.hold_begins(req.conn, self.hold, req=req if self.locking else None)
         req.callbacks = self._hold_callbacks
         self._schedule(req, NORMAL, self.hold)
 
@@ -249,15 +288,34 @@ class QueryClass:
         self._after_hold(req)
 
     def _commit(self, req: Request) -> None:
-        if req.t_start <= req.conn.instance.broken_before:
+        inst = req.conn.instance
+        if req.t_start <= inst.broken_before:
             self.lost(req)
             return
+        # IO load until the commit is durable (or given up)
+        inst.io_n += 1
+        inst.io_acc -= self.env._now
         latency = self.storage.commit_latency()
         if latency < 0.0:
             self.storage.no_quorum(req, self)
             return
         req.callbacks = self._finish_callbacks
         self._schedule(req, NORMAL, latency)
+
+    def _committed(self, req: Request) -> None:
+        """The commit is durable: the session leaves IO load."""
+        inst = req.conn.instance
+        inst.io_n -= 1
+        inst.io_acc += self.env._now
+        self._finish(req)
+
+    def _committed_locked(self, req: Request) -> None:
+        """The commit is durable: IO load ends and the row locks go to their next waiters."""
+        inst = req.conn.instance
+        inst.io_n -= 1
+        inst.io_acc += self.env._now
+        inst.locks.release(req)
+        self._finish(req)
 
     def _finish(self, req: Request) -> None:
         conn = req.conn
@@ -313,9 +371,30 @@ class QueryClass:
     def _read_only_now(self, req: Request) -> None:
         self.end(req, READ_ONLY)
 
+    def commit_failed(self, req: Request) -> None:
+        """No write quorum, and the commit gave up waiting for one."""
+        self._leave_io(req)
+        self.end(req, QUORUM_UNAVAILABLE)
+
+    def commit_resumed(self, req: Request) -> None:
+        """The write quorum is back: the commit is tried again."""
+        self._leave_io(req)
+        self._commit(req)
+
+    def _leave_io(self, req: Request) -> None:
+        inst = req.conn.instance
+        inst.io_n -= 1
+        inst.io_acc += self.env._now
+
+    def lock_timeout(self, req: Request) -> None:
+        """A row-lock wait outlasted lock_timeout: the statement fails and the app rolls back."""
+        self.end(req, LOCK_TIMEOUT)
+
     def end(self, req: Request, code: int) -> None:
         """The request fails while holding a connection (on an instance, or waiting for storage)."""
         conn = req.conn
+        if self.locking:
+            conn.instance.locks.release(req)  # the transaction aborts
         req.pool.release(conn, code)
         if self.breaker is not None:
             self.breaker(req, code)
