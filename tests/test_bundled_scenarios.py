@@ -65,3 +65,12 @@ def test_every_broken_case_scenario_has_a_fixed_one_that_names_it() -> None:
         assert c.fixes in broken, f"{name} fixes {c.fixes!r}, not a broken bundled scenario"
         assert broken[c.fixes].id == c.id, f"{name} and {c.fixes} belong to different cases"
     assert {c.fixes for c in fixed.values()} == set(broken), "a broken scenario without its fix"
+
+
+def test_every_course_failure_case_has_a_broken_and_a_fixed_scenario() -> None:
+    from simdb.cases import CASES
+
+    cases = [simdb.load_scenario(path).case for path in simdb.bundled().values()]
+    for case_id in CASES:
+        roles = {c.role for c in cases if c is not None and c.id == case_id}
+        assert roles == {"broken", "fixed"}, f"{case_id}: {sorted(roles)}"

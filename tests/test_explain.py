@@ -64,6 +64,8 @@ RUNS: dict[str, tuple[Any, dict[str, Any], str | None, bool]] = {
     "maxlifetime-waves": ("maxlifetime-waves", {}, None, True),
     "maxlifetime-spread": ("maxlifetime-spread", {}, None, True),
     "restore-drill-untested": ("restore-drill-untested", {}, None, True),
+    "lock-contention-external-call": ("lock-contention-external-call", {}, None, True),
+    "lock-contention-fixed": ("lock-contention-fixed", {}, None, True),
     "restore-drill-rehearsed": ("restore-drill-rehearsed", {}, None, True),
     "failover-proxy": ("failover-proxy", {}, None, True),
     "failover-dns-cache": ("failover-dns-cache", {}, None, True),
@@ -108,6 +110,7 @@ BROKEN = {
     "failover-reconnect-storm": ["reconnect-storm"],
     "maxlifetime-waves": ["connection-churn-wave"],
     "restore-drill-untested": ["restore-failed"],
+    "lock-contention-external-call": ["lock-contention"],
     "failover-dns-cache": ["failover-stale-endpoint"],
     # the description's own second symptom: invocations wait up to 120 s to borrow, so concurrency
     # climbs to the account's 10,000 and most of the burst is throttled
@@ -130,6 +133,7 @@ FIXED = {
     "failover-reconnect-fixed": "failover-reconnect-storm",
     "maxlifetime-spread": "maxlifetime-waves",
     "restore-drill-rehearsed": "restore-drill-untested",
+    "lock-contention-fixed": "lock-contention-external-call",
     "proxy-borrow-fixed": "proxy-borrow-timeout",
     "lambda-burst-proxy": "lambda-burst-direct",
     "replica-lag-routed": "replica-lag-stale-reads",

@@ -38,6 +38,10 @@ STORM_GROWTH = 1.5
 PIN_LIMIT_S = 60.0
 # Aurora: commits need 4 of the 6 copies (FACTS: storage.quorum)
 WRITE_QUORUM = 4
+# lock contention: sessions spend more time waiting for row locks than on CPU, at least one average active
+# session of it (assumed: Performance Insights' reading of a lock-bound workload; below one session the wait
+# is noise next to the work)
+LOCK_MIN_SESSIONS = 1.0
 # a churn wave: at steady state, half the clients' connections reopened within one second (assumed: pools
 # with HikariCP's lifetime variation reopen a few percent per second at most), in a fleet of at least
 # CHURN_MIN_CONNECTIONS (fewer handshakes cannot load an instance), away from any event (deploys,
@@ -976,6 +980,55 @@ def storage_quorum_lost(c: Context) -> list[Finding]:
 
 
 # id -> rule; the order is the order of the README's table
+def lock_contention(c: Context) -> list[Finding]:
+    by_wait = c.get("db_load.by_wait", {}) or {}
+    lock, cpu, client = (float(by_wait.get(k) or 0.0) for k in ("Lock", "CPU", "Client"))
+    if not (lock >= LOCK_MIN_SESSIONS and lock > cpu):
+        return []
+    series = c.column("DBLoad.wait.Lock")
+    rng = (c.active(series >= LOCK_MIN_SESSIONS) if series is not None else None) or c.window
+    timeouts = int(c.get("requests.errors.lock_timeout", 0) or 0)
+    total = int(c.get("requests.total", 0) or 0)
+    top = next(iter((c.get("db_load.by_query", {}) or {}).items()), None)
+    return [
+        Finding(
+            id="lock-contention",
+            title="Lock contention: sessions wait for row locks",
+            severity="critical" if timeouts else "warning",
+            why=(
+                "A transaction keeps the rows it wrote locked until it commits. When it stays open across slow "
+                "work (an external call, application logic, a batch) every other transaction that needs a hot "
+                "row queues behind it: the database looks busy while its CPU is idle, and waits past "
+                "lock_timeout fail."
+            ),
+            detect=(
+                f"DBLoad by wait class: Lock {_num(lock)} average active sessions against CPU {_num(cpu)} "
+                f"(db_load.by_wait), {_span(rng)}"
+                + (f"; Client (idle in a transaction) {_num(client)}" if client >= LOCK_MIN_SESSIONS else "")
+                + (
+                    f"; {timeouts} requests failed lock_timeout ({_pct(timeouts / total)})"
+                    if timeouts and total
+                    else ""
+                )
+                + (f"; the most load is {top[0]} ({_num(float(top[1]))} sessions)" if top else "")
+                + f". Threshold: Lock load of at least {LOCK_MIN_SESSIONS:g} session and more than the CPU load."
+            ),
+            fix=(
+                "Keep transactions short and bounded (course 004 §7.1): call external services before BEGIN or "
+                "after COMMIT, touch hot rows last and commit at once; split batch updates into small "
+                "transactions; set lock_timeout so waits fail fast instead of piling up; split hot aggregates "
+                "or use optimistic locking."
+            ),
+            metric="db_load.by_wait.Lock",
+            source="summary.json",
+            unit="average active sessions",
+            t_start=rng[0],
+            t_end=rng[1],
+            values={"Lock": lock, "CPU": cpu, "Client": client, "lock_timeouts": timeouts},
+        )
+    ]
+
+
 def restore_failed(c: Context) -> list[Finding]:
     r = c.get("restore", {}) or {}
     if not r.get("restores") or r.get("succeeded"):
@@ -1045,6 +1098,7 @@ RULES: dict[str, Callable[[Context], list[Finding]]] = {
     "read-your-writes-violation": read_your_writes_violations,
     "serverless-capacity-pinned": serverless_capacity_pinned,
     "storage-quorum-lost": storage_quorum_lost,
+    "lock-contention": lock_contention,
     "restore-failed": restore_failed,
 }
 
