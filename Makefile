@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check simdb tests benchmarks
 
 test: lint
-	$(BIN)/python -m pytest -q --nbmake --doctest-modules simdb tests notebooks
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --nbmake --doctest-modules simdb tests notebooks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py

@@ -2676,7 +2676,7 @@ def _check_references(s: Scenario, source: str, lines: dict[tuple, int | None]) 
 
 
 def _check_backup(s: Scenario, source: str, lines: dict[tuple, int | None]) -> None:
-    """Snapshot names, and a restore's source, target and what the model supports (FACTS: backup.*)."""
+    """Snapshot names, and a restore's source, target and what the model supports (FACTS: backup.retention, backup.latest_restorable)."""
     cluster = s.cluster
     backup = cluster.backup
     if cluster.topology == "aurora" and backup.retention_days == 0:

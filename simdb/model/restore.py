@@ -1,5 +1,5 @@
 """Backup and restore: a restore creates a NEW cluster, then the application is moved to it
-(FACTS: restore.new_resource, course 004 §9).
+(FACTS: restore.new_resource; course 004 §9).
 
 A ``restore`` event runs these phases (every step is a row in events.csv):
 
