@@ -2714,6 +2714,14 @@ def _check_backup(s: Scenario, source: str, lines: dict[tuple, int | None]) -> N
                 source,
                 lines,
             )
+        if cluster.topology == "aurora-global":
+            _fail(
+                "restore of an aurora-global database is not modelled yet (a restore creates a single-Region "
+                "cluster); use topology aurora",
+                (*loc, "action"),
+                source,
+                lines,
+            )
         if cluster.writer.class_ == SERVERLESS_CLASS:
             _fail(
                 f"restore of a {SERVERLESS_CLASS} writer is not modelled yet; use a provisioned class",

@@ -554,6 +554,17 @@ BAD = [
         "restore with RDS Proxy is not modelled yet",
     ),
     (
+        "restore-of-a-global-database",
+        _edit(
+            "  engine: postgres\n  topology: single-az\n",
+            "  engine: aurora-postgresql\n  topology: aurora-global\n"
+            "  secondary: {region: eu-west-1, readers: [{az: a}]}\n",
+        ),
+        "from: pitr",
+        "events[1].action",
+        "restore of an aurora-global database is not modelled yet",
+    ),
+    (
         "snapshot-named-automated",
         _edit("name: pre-deploy", "name: automated"),
         "action: snapshot",
