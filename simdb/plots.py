@@ -259,18 +259,26 @@ PHASES = (
 )
 
 
+def _shade(ax: Any, spans: Any, label: bool, scale: float = 1.0) -> None:
+    """Shade (start, end, name, colour) spans, times divided by ``scale``; open or empty spans are skipped."""
+    for a, b, name, color in spans:
+        if a is None or b is None or b <= a:
+            continue
+        ax.axvspan(a / scale, b / scale, color=color, alpha=0.18, zorder=0, label=name if label else None)
+
+
 def _failover_phases(ax: Any, summary: dict[str, Any], label: bool) -> None:
     """Shade each writer outage's phases; the legend entries come from the first outage only."""
     for f in summary["failovers"]:
         visible = None if f["dns_updated_s"] is None else f["dns_updated_s"] + f["dns_ttl_s"]
         times = {**f, "dns_visible_s": visible}
+        spans = []
         for start_key, end_key, name, color in PHASES:
             a, b = times[start_key], times[end_key]
             if b is None and end_key == "clients_recovered_s" and a is not None:
                 b = summary["duration_s"]  # some clients never recovered
-            if a is None or b is None or b <= a:
-                continue
-            ax.axvspan(a, b, color=color, alpha=0.18, zorder=0, label=name if label else None)
+            spans.append((a, b, name, color))
+        _shade(ax, spans, label)
         if f["dns_ttl_s"] and f["dns_updated_s"] is not None:
             ax.axvline(
                 f["dns_updated_s"], color="tab:purple", lw=1.2, label="DNS record changed" if label else None
@@ -521,8 +529,7 @@ def _restore_spans(r: dict[str, Any], end: float) -> list[tuple[float, float, st
 
 
 def _restore_marks(ax: Any, r: dict[str, Any], scale: float, end: float, label: bool) -> None:
-    for a, b, name, color in _restore_spans(r, end):
-        ax.axvspan(a / scale, b / scale, color=color, alpha=0.18, zorder=0, label=name if label else None)
+    _shade(ax, _restore_spans(r, end), label, scale)
     ax.axvline(
         r["started_s"] / scale, color="black", lw=1.2, label="restore started (incident)" if label else None
     )
@@ -633,11 +640,7 @@ GLOBAL_PHASES = (
 
 def _global_phases(ax: Any, summary: dict[str, Any], label: bool) -> None:
     for op in summary["global"]["operations"]:
-        for start_key, end_key, name, color in GLOBAL_PHASES:
-            a, b = op[start_key], op[end_key]
-            if a is None or b is None or b <= a:
-                continue
-            ax.axvspan(a, b, color=color, alpha=0.18, zorder=0, label=name if label else None)
+        _shade(ax, ((op[a], op[b], name, color) for a, b, name, color in GLOBAL_PHASES), label)
         if op["failure_s"] is not None:
             ax.axvline(
                 op["failure_s"], color="tab:red", lw=1.3, label="replication stopped" if label else None

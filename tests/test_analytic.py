@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from test_cli import one_error_line, simdb_process
+from test_sweep import _small
 
 import simdb
 from simdb import sweeps, theory
@@ -265,23 +266,6 @@ def test_offered_cpu_screens_points_at_or_above_one() -> None:
     assert t["analytic.cpu_utilization.reader-1"].tolist() == pytest.approx([0.6] * 3)
     assert t["feasible"].tolist() == [True, True, False]
     assert t["reason"].iloc[2] == "writer CPU utilisation 1.05 >= 1"
-
-
-def _small() -> dict:
-    return {
-        "name": "budget",
-        "seed": 11,
-        "duration": "20s",
-        "cluster": {"parameters": {"max_connections": 600}},
-        "services": [
-            {
-                "name": "api",
-                "tasks": 40,
-                "pool": {"max_size": 20},
-                "workload": [{"query": "q", "rate": 400, "cpu": "1ms"}],
-            }
-        ],
-    }
 
 
 GRID = ["services.api.pool.max_size=5,20", "services.api.tasks=20,40"]
